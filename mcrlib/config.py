@@ -1,0 +1,166 @@
+"""Typed, validated configuration.
+
+Every config is a frozen dataclass built from a plain mapping (a params.yaml section) by
+`from_dict`, which rejects unknown keys, wrong types and invalid values *before* any training,
+with a message naming the key path, the value and what is allowed.
+"""
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Literal, Mapping
+
+
+class ConfigError(ValueError):
+    """A configuration key or value that cannot be used."""
+
+
+def check(condition: bool, path: str, value: Any, allowed: str) -> None:
+    if not condition:
+        raise ConfigError(f"{path}={value!r} is invalid: expected {allowed}")
+
+
+def _coerce(hint: Any, value: Any, path: str) -> Any:
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin is Literal:
+        check(value in args, path, value, f"one of {list(args)}")
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(inner[0], value, path)
+    if origin in (tuple, list):
+        check(isinstance(value, (list, tuple)), path, value, "a list")
+        item = args[0] if args else Any
+        return tuple(_coerce(item, v, f"{path}[{i}]") for i, v in enumerate(value))
+    if origin is dict or hint is dict:
+        check(isinstance(value, Mapping), path, value, "a mapping")
+        return dict(value)
+    if dataclasses.is_dataclass(hint):
+        return from_dict(hint, value, path)
+    if hint is bool:
+        check(isinstance(value, bool), path, value, "true or false")
+        return value
+    if hint is int:
+        check(isinstance(value, int) and not isinstance(value, bool), path, value, "an integer")
+        return value
+    if hint is float:
+        # YAML reads 1e-3 as a string; accept any real number written as number or string.
+        try:
+            ok = not isinstance(value, bool) and float(value) == float(value)
+        except (TypeError, ValueError):
+            ok = False
+        check(ok, path, value, "a real number")
+        return float(value)
+    if hint is str:
+        check(isinstance(value, str), path, value, "a string")
+        return value
+    return value
+
+
+def from_dict(cls: type, mapping: Mapping[str, Any] | None, path: str = ""):
+    """Build dataclass `cls` from `mapping`, validating every key and value."""
+    mapping = {} if mapping is None else mapping
+    if dataclasses.is_dataclass(mapping):
+        mapping = dataclasses.asdict(mapping)
+    where = path or cls.__name__
+    check(isinstance(mapping, Mapping), where, mapping, "a mapping of keys to values")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls) if f.init]
+    unknown = sorted(set(mapping) - set(names))
+    if unknown:
+        raise ConfigError(
+            f"unknown key {'.'.join(filter(None, [path, unknown[0]]))!r}; "
+            f"allowed keys of {where}: {names}")
+    kwargs = {k: _coerce(hints[k], v, f"{path}.{k}" if path else k) for k, v in mapping.items()}
+    try:
+        return cls(**kwargs)
+    except TypeError as err:  # a required key is missing
+        raise ConfigError(f"{where}: {err}") from None
+
+
+def to_dict(config) -> dict:
+    """Plain, JSON-ready dict of a config (tuples become lists)."""
+    def plain(v):
+        if isinstance(v, (list, tuple)):
+            return [plain(x) for x in v]
+        if isinstance(v, dict):
+            return {k: plain(x) for k, x in v.items()}
+        return v
+    return plain(dataclasses.asdict(config))
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Small MLP encoders, late linear fusion and one linear head per modality."""
+    hidden_dim: int = 128
+    latent_dim: int = 64
+    layers: int = 2            # hidden layers per encoder
+    dropout: float = 0.0
+
+    def __post_init__(self):
+        check(self.hidden_dim >= 1, "model.hidden_dim", self.hidden_dim, "an integer >= 1")
+        check(self.latent_dim >= 1, "model.latent_dim", self.latent_dim, "an integer >= 1")
+        check(self.layers >= 1, "model.layers", self.layers, "an integer >= 1")
+        check(0 <= self.dropout < 1, "model.dropout", self.dropout, "a number in [0, 1)")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    optimizer: Literal["adam", "adamw"] = "adam"
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    batch_size: int = 64
+    max_epochs: int = 50
+    warmup_epochs: float = 1.0   # linear warm-up, then cosine decay to 0 over max_epochs
+    patience: int = 10           # epochs without validation improvement before stopping
+    device: str = "auto"         # auto | cpu | cuda | cuda:N
+    progress: bool = True
+
+    def __post_init__(self):
+        check(self.lr > 0, "train.lr", self.lr, "a learning rate > 0")
+        check(self.weight_decay >= 0, "train.weight_decay", self.weight_decay, "a number >= 0")
+        check(self.batch_size >= 2, "train.batch_size", self.batch_size,
+              "an integer >= 2 (permutations need at least two samples)")
+        check(self.max_epochs >= 1, "train.max_epochs", self.max_epochs, "an integer >= 1")
+        check(0 <= self.warmup_epochs < self.max_epochs, "train.warmup_epochs",
+              self.warmup_epochs, f"a number in [0, max_epochs={self.max_epochs})")
+        check(self.patience >= 1, "train.patience", self.patience, "an integer >= 1")
+        check(self.device == "auto" or self.device == "cpu" or self.device.startswith("cuda"),
+              "train.device", self.device, "'auto', 'cpu', 'cuda' or 'cuda:N'")
+
+
+@dataclass(frozen=True)
+class MethodConfig:
+    """A method's name and its own parameters (validated by the method's params class)."""
+    name: str = "joint"
+    params: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        from mcrlib.methods import method_params  # validates name and params
+        method_params(self.name, self.params)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """A dataset's name and its own parameters (validated by the dataset's params class)."""
+    name: str = "synthetic"
+    params: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        from mcrlib.data import dataset_params
+        dataset_params(self.name, self.params)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that determines one training run (and its cache key)."""
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    method: MethodConfig = field(default_factory=MethodConfig)
+    seed: int = 0

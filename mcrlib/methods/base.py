@@ -1,0 +1,70 @@
+"""The method interface and its registry.
+
+A Method turns the model's output into named loss terms, and may act after backward
+(gradient scaling) or at the end of an epoch (validation-driven changes). It is an nn.Module
+so it can own parameters (e.g. MCR's CEB decoder) and state that is checkpointed with the run.
+The trainer knows nothing else about any method.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mcrlib.config import ConfigError, from_dict
+
+METHODS: dict[str, type["Method"]] = {}
+
+
+def register(name: str):
+    def wrap(cls):
+        cls.name = name
+        METHODS[name] = cls
+        return cls
+    return wrap
+
+
+def method_params(name: str, params: Mapping | None):
+    if name not in METHODS:
+        raise ConfigError(f"method.name={name!r} is unknown: expected one of {sorted(METHODS)}")
+    return from_dict(METHODS[name].Params, params or {}, f"method.params ({name})")
+
+
+def task_loss(pred: torch.Tensor, target: torch.Tensor, task: str) -> torch.Tensor:
+    """Cross-entropy for classification, L1 for regression (CMU-MOSI/MOSEI)."""
+    if task == "regression":
+        return F.l1_loss(pred.reshape(-1), target.float().reshape(-1))
+    return F.cross_entropy(pred, target)
+
+
+class Method(nn.Module):
+    name = "base"
+    # Set by composite methods (e.g. the ensemble) that combine other runs instead of training.
+    composite = False
+
+    @dataclass(frozen=True)
+    class Params:
+        pass
+
+    def __init__(self, params, *, model: nn.Module, task: str = "classification"):
+        super().__init__()
+        self.params = params
+        self.task = task
+
+    @classmethod
+    def modalities(cls, params, available: tuple[str, ...]) -> tuple[str, ...]:
+        """The modalities this method's model is built with."""
+        return available
+
+    def loss(self, model, batch, output) -> dict[str, torch.Tensor]:
+        """Named loss terms; the trainer back-propagates their sum."""
+        return {"task": task_loss(output.logits, batch["label"], self.task)}
+
+    def after_backward(self, model, batch, output) -> None:
+        """Hook between backward and the optimizer step (gradient modulation)."""
+
+    def on_epoch_end(self, epoch: int, record: dict, optimizer) -> None:
+        """Hook after validation (validation-driven changes, e.g. learning-rate multipliers)."""

@@ -1,0 +1,42 @@
+"""The reference points: joint training, multi-loss and unimodal training."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mcrlib.config import ConfigError
+from mcrlib.methods.base import Method, register, task_loss
+
+
+@register("joint")
+class JointTraining(Method):
+    """Single loss on the fused prediction: CE(h, y)."""
+
+
+@register("multiloss")
+class MultiLoss(Method):
+    """CE(h, y) + uni_weight * sum_m CE(u_m, y) with each modality's own head."""
+
+    @dataclass(frozen=True)
+    class Params:
+        uni_weight: float = 1.0
+
+    def loss(self, model, batch, output):
+        y = batch["label"]
+        uni = sum(task_loss(u, y, self.task) for u in output.unimodal_logits.values())
+        return {"task": task_loss(output.logits, y, self.task), "unimodal": self.params.uni_weight * uni}
+
+
+@register("unimodal")
+class Unimodal(Method):
+    """One encoder and its linear head trained alone on one modality."""
+
+    @dataclass(frozen=True)
+    class Params:
+        modality: str = "x1"
+
+    @classmethod
+    def modalities(cls, params, available):
+        if params.modality not in available:
+            raise ConfigError(f"method.params.modality={params.modality!r} is not a modality of "
+                              f"this dataset: expected one of {list(available)}")
+        return (params.modality,)

@@ -1,0 +1,35 @@
+"""Late linear fusion: h(z_1..z_M) = sum_m W_m z_m + b, one branch per modality."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import nn
+
+
+class LateLinearFusion(nn.Module):
+    """Equivalent to a linear layer on the concatenated latents, but kept as bias-free
+    per-modality branches with one shared bias so any branch can be detached on its own
+    (MCR routes each divergence's gradient to one encoder this way)."""
+
+    def __init__(self, *, latent_dims: Sequence[int], n_classes: int):
+        super().__init__()
+        self.branches = nn.ModuleList(nn.Linear(d, n_classes, bias=False) for d in latent_dims)
+        self.bias = nn.Parameter(torch.zeros(n_classes))
+
+    def contributions(self, latents: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        """W_m z_m for every modality m."""
+        return [branch(z) for branch, z in zip(self.branches, latents)]
+
+    def combine(self, contributions: Sequence[torch.Tensor],
+                detach: Sequence[bool] | None = None) -> torch.Tensor:
+        """Sum of branch outputs plus bias; a detached branch passes no gradient to its
+        encoder nor to its W_m. The shared bias always receives gradient."""
+        detach = detach or [False] * len(contributions)
+        total = self.bias
+        for c, d in zip(contributions, detach):
+            total = total + (c.detach() if d else c)
+        return total
+
+    def forward(self, latents: Sequence[torch.Tensor], detach: Sequence[bool] | None = None):
+        return self.combine(self.contributions(latents), detach)

@@ -1,0 +1,153 @@
+"""run(config) -> RunResult, cached on disk by the hash of the config and of the training code.
+
+A run directory holds `result.json` (config, metrics, per-epoch history), `predictions.pt`
+(validation and test logits of the fused head and of every unimodal head, with labels and
+sample groups) and `model.pt` (the best-validation weights). Each is written atomically, and
+`result.json` last, so its presence marks a complete run. While training, `checkpoint.pt` is
+written every epoch; a killed run restarted with the same config resumes from it.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import yaml
+
+import mcrlib
+from mcrlib.config import RunConfig, from_dict, to_dict
+from mcrlib.data import load_dataset
+from mcrlib.evaluation import head_metrics
+from mcrlib.methods import METHODS, method_params
+from mcrlib.methods.ensemble import combine
+from mcrlib.models import build_model
+from mcrlib.train import Trainer, atomic_torch_save
+
+DEFAULT_CACHE = Path(os.environ.get("MCR_RUN_CACHE", ".mcr-cache/runs"))
+# The parts of the library whose changes change a trained model; analysis code is not here.
+_TRAINING_CODE = ("config.py", "train.py", "evaluation.py", "runs.py", "data", "models", "losses", "methods")
+
+
+@dataclass
+class RunResult:
+    config: dict
+    metrics: dict
+    history: list = field(default_factory=list)
+    predictions: dict = field(default_factory=dict)   # split -> head/label/group -> tensor
+    path: Path | None = None
+
+    def model_state(self) -> dict:
+        return torch.load(self.path / "model.pt", map_location="cpu", weights_only=True)
+
+
+def code_fingerprint() -> str:
+    root = Path(mcrlib.__file__).parent
+    digest = hashlib.sha256()
+    for name in _TRAINING_CODE:
+        for path in sorted((root / name).rglob("*.py")) if (root / name).is_dir() else [root / name]:
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def run_key(config: RunConfig) -> str:
+    text = json.dumps(to_dict(config), sort_keys=True) + code_fingerprint()
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _atomic_write_text(text: str, path: Path) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def load_result(path: Path) -> RunResult:
+    record = json.loads((path / "result.json").read_text())
+    predictions = torch.load(path / "predictions.pt", weights_only=True)
+    return RunResult(**record, predictions=predictions, path=path)
+
+
+def _save(result: RunResult, path: Path) -> None:
+    atomic_torch_save(result.predictions, path / "predictions.pt")
+    record = {"config": result.config, "metrics": result.metrics, "history": result.history}
+    _atomic_write_text(json.dumps(record, indent=1), path / "result.json")
+
+
+def _train(config: RunConfig, path: Path, data) -> RunResult:
+    params = method_params(config.method.name, config.method.params)
+    method_cls = METHODS[config.method.name]
+    torch.manual_seed(config.seed)
+    model = build_model(config.model, data, method_cls.modalities(params, data.modalities))
+    method = method_cls(params, model=model, task=data.task)
+    trainer = Trainer(model, method, config.train, seed=config.seed, task=data.task,
+                      checkpoint_path=path / "checkpoint.pt",
+                      description=f"{config.method.name} seed {config.seed}")
+    fit = trainer.fit(data)
+    atomic_torch_save(fit.best_state, path / "model.pt")
+    metrics = {"best_epoch": fit.best_epoch, "epochs": len(fit.history), "stopped_early": fit.stopped_early}
+    heads = ["fused", *model.modalities]
+    for split, preds in fit.predictions.items():
+        metrics.update({f"{split}_{k}": v for k, v in head_metrics(preds, heads, data.task).items()})
+    return RunResult(config=to_dict(config), metrics=metrics, history=fit.history,
+                     predictions=fit.predictions)
+
+
+def _compose_ensemble(config: RunConfig, data, cache_dir) -> RunResult:
+    params = method_params(config.method.name, config.method.params)
+    members = {m: run(c, cache_dir) for m, c in METHODS["ensemble"].member_configs(config, data.modalities).items()}
+    predictions, metrics = {}, {}
+    for split in ("val", "test"):
+        first = next(iter(members.values())).predictions[split]
+        logits = {m: r.predictions[split]["fused"] for m, r in members.items()}
+        preds = {k: v for k, v in first.items() if k in ("label", "group")}
+        preds.update(logits, fused=combine(list(logits.values()), params.combine))
+        predictions[split] = preds
+        metrics.update({f"{split}_{k}": v for k, v in
+                        head_metrics(preds, ["fused", *logits], data.task).items()})
+        other = "probabilities" if params.combine == "standardised_logits" else "standardised_logits"
+        alt = {"label": preds["label"], "fused": combine(list(logits.values()), other)}
+        metrics[f"{split}_acc_fused_{other}"] = head_metrics(alt, ["fused"], data.task).get("acc_fused")
+    return RunResult(config=to_dict(config), metrics=metrics, predictions=predictions)
+
+
+def run(config: RunConfig | dict, cache_dir: str | Path | None = None) -> RunResult:
+    """Train (or load from the cache) the run described by `config`."""
+    if not isinstance(config, RunConfig):
+        config = from_dict(RunConfig, config)
+    cache_dir = Path(cache_dir or DEFAULT_CACHE)
+    path = cache_dir / run_key(config)
+    if (path / "result.json").exists():
+        try:
+            return load_result(path)
+        except Exception as err:  # a corrupt record is reported and recomputed, never used
+            print(f"[mcrlib] recomputing run {path.name}: its record is unreadable ({err})")
+    path.mkdir(parents=True, exist_ok=True)
+    data = load_dataset(config.data.name, config.data.params)
+    if METHODS[config.method.name].composite:
+        result = _compose_ensemble(config, data, cache_dir)
+    else:
+        result = _train(config, path, data)
+    _save(result, path)
+    (path / "checkpoint.pt").unlink(missing_ok=True)
+    result.path = path
+    return result
+
+
+def main(argv=None) -> None:
+    """mcr-run CONFIG.yaml [--cache DIR]: train one run from a YAML RunConfig, print its metrics."""
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("config", help="YAML file with data/model/train/method/seed keys")
+    parser.add_argument("--cache", default=None, help=f"run cache folder (default {DEFAULT_CACHE})")
+    args = parser.parse_args(argv)
+    result = run(yaml.safe_load(Path(args.config).read_text()), args.cache)
+    print(json.dumps(result.metrics, indent=1))
+    print(f"saved in {result.path}")
+
+
+if __name__ == "__main__":
+    main()

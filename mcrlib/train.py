@@ -1,0 +1,178 @@
+"""The one training loop: fit, evaluate, early stopping, checkpoint and resume.
+
+The Trainer knows nothing about any method's internals (it calls the Method's hooks), about
+DVC or about notebooks. Extra per-epoch work (e.g. recording features for linear probes) plugs
+in as callbacks: `callback(trainer, epoch, record)` after each epoch's evaluation.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from mcrlib.config import TrainConfig
+from mcrlib.data import TensorSplits
+from mcrlib.evaluation import head_metrics, predict
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def atomic_torch_save(obj, path: Path) -> None:
+    """Write to a temporary file in the same folder, then rename: never a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def warmup_cosine(warmup_steps: int, total_steps: int):
+    """Linear warm-up to the base lr, then cosine decay to 0 at `total_steps`."""
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    return factor
+
+
+@dataclass
+class FitResult:
+    history: list[dict]
+    best_epoch: int
+    best_state: dict
+    stopped_early: bool
+    predictions: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
+
+
+class NonFiniteLoss(FloatingPointError):
+    pass
+
+
+class Trainer:
+    def __init__(self, model, method, cfg: TrainConfig, *, seed: int = 0, task: str = "classification",
+                 checkpoint_path: str | Path | None = None, callbacks=(), description: str = ""):
+        self.device = resolve_device(cfg.device)
+        self.model = model.to(self.device)
+        self.method = method.to(self.device)
+        self.cfg, self.seed, self.task = cfg, seed, task
+        self.checkpoint_path = Path(checkpoint_path) if checkpoint_path else None
+        self.callbacks = list(callbacks)
+        self.description = description
+        params = [p for p in list(model.parameters()) + list(method.parameters()) if p.requires_grad]
+        opt_cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
+        self.optimizer = opt_cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+    # ---- checkpointing -------------------------------------------------------------------
+    def _state(self, epoch, history, best, scheduler):
+        return {"epoch": epoch, "history": history, "best": best,
+                "model": self.model.state_dict(), "method": self.method.state_dict(),
+                "optimizer": self.optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                "rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
+
+    def _restore(self, scheduler):
+        if not (self.checkpoint_path and self.checkpoint_path.exists()):
+            return 0, [], {"epoch": -1, "score": -math.inf, "state": None, "bad_epochs": 0}
+        try:
+            state = torch.load(self.checkpoint_path, map_location=self.device, weights_only=False)
+        except Exception as err:  # a corrupt checkpoint is reported and training restarts
+            tqdm.write(f"[mcrlib] ignoring unreadable checkpoint {self.checkpoint_path}: {err}")
+            return 0, [], {"epoch": -1, "score": -math.inf, "state": None, "bad_epochs": 0}
+        self.model.load_state_dict(state["model"])
+        self.method.load_state_dict(state["method"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["rng"])
+        if state["cuda_rng"] is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        return state["epoch"] + 1, state["history"], state["best"]
+
+    # ---- one epoch -----------------------------------------------------------------------
+    def _train_epoch(self, data: TensorSplits, epoch: int, scheduler) -> dict[str, float]:
+        self.model.train()
+        self.method.train()
+        sums: dict[str, float] = {}
+        steps = 0
+        for step, batch in enumerate(data.loader("train", self.cfg.batch_size, epoch, self.seed)):
+            batch = {k: v.to(self.device) for k, v in batch.items()}
+            output = self.model(batch)
+            terms = self.method.loss(self.model, batch, output)
+            for name, value in terms.items():
+                if not torch.isfinite(value).all():
+                    raise NonFiniteLoss(f"loss term {name!r} is {value.item()} at epoch {epoch}, "
+                                        f"step {step}; lower the learning rate or check the inputs")
+            total = sum(terms.values())
+            self.optimizer.zero_grad(set_to_none=True)
+            total.backward()
+            self.method.after_backward(self.model, batch, output)
+            self.optimizer.step()
+            scheduler.step()
+            logs = {f"loss_{k}": v.item() for k, v in terms.items()}
+            logs["loss_total"] = total.item()
+            logs.update(getattr(self.method, "diagnostics", {}))
+            for k, v in logs.items():
+                sums[k] = sums.get(k, 0.0) + v
+            steps += 1
+        if steps == 0:
+            raise ValueError(f"the training split has fewer samples than one batch "
+                             f"(batch_size={self.cfg.batch_size}); lower train.batch_size")
+        return {f"train_{k}": v / steps for k, v in sums.items()}
+
+    def evaluate(self, data: TensorSplits, split: str):
+        preds = predict(self.model, data, split, max(256, self.cfg.batch_size), self.device)
+        heads = ["fused", *self.model.modalities]
+        return preds, head_metrics(preds, heads, self.task)
+
+    # ---- the loop ------------------------------------------------------------------------
+    def fit(self, data: TensorSplits) -> FitResult:
+        cfg = self.cfg
+        steps_per_epoch = len(data.splits["train"]["label"]) // cfg.batch_size
+        scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, warmup_cosine(
+            round(cfg.warmup_epochs * steps_per_epoch), cfg.max_epochs * steps_per_epoch))
+        start, history, best = self._restore(scheduler)
+        stopped_early = best["bad_epochs"] >= cfg.patience
+        bar = tqdm(range(start, cfg.max_epochs), desc=self.description or "epochs", leave=False,
+                   disable=not cfg.progress or stopped_early, initial=start, total=cfg.max_epochs)
+        for epoch in bar:
+            if stopped_early:
+                break
+            record = {"epoch": epoch, "lr": self.optimizer.param_groups[0]["lr"],
+                      **self._train_epoch(data, epoch, scheduler)}
+            for split in ("val", "test"):
+                record.update({f"{split}_{k}": v for k, v in self.evaluate(data, split)[1].items()})
+            self.method.on_epoch_end(epoch, record, self.optimizer)
+            # Validation accuracy (classification) or validation L1 (regression), higher is better.
+            score = record["val_acc_fused"] if self.task == "classification" else -record["val_loss_fused"]
+            if score > best["score"]:
+                best = {"epoch": epoch, "score": score, "bad_epochs": 0,
+                        "state": copy.deepcopy(self.model.state_dict())}
+            else:
+                best["bad_epochs"] += 1
+            history.append(record)
+            for callback in self.callbacks:
+                callback(self, epoch, record)
+            stopped_early = best["bad_epochs"] >= cfg.patience
+            if self.checkpoint_path:
+                atomic_torch_save(self._state(epoch, history, best, scheduler), self.checkpoint_path)
+            bar.set_postfix(val_score=f"{score:.3f}", best_epoch=best["epoch"])
+        bar.close()
+        self.model.load_state_dict(best["state"])
+        predictions = {split: self.evaluate(data, split)[0] for split in ("val", "test")}
+        return FitResult(history=history, best_epoch=best["epoch"], best_state=best["state"],
+                         stopped_early=stopped_early, predictions=predictions)

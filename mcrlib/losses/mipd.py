@@ -49,7 +49,7 @@ def mipd_loss(fusion, clean_logits: torch.Tensor, latents: Sequence[torch.Tensor
               subsets: Literal["singletons", "all"] = "singletons",
               detach_reference: bool = False, generator: torch.Generator | None = None,
               names: Sequence[str] | None = None):
-    """Returns (sum of signed divergences, {term name: divergence value}).
+    """Returns (sum of signed divergences, {"D[perturbed subset]": divergence value}).
 
     `fusion` must expose `contributions(latents)` and `combine(contributions, detach)`
     (LateLinearFusion). Multiply the sum by lambda_M outside.
@@ -73,6 +73,6 @@ def mipd_loss(fusion, clean_logits: torch.Tensor, latents: Sequence[torch.Tensor
             detach = [False] * n if live is None else [j != live for j in range(n)]
             d = divergence(fusion.combine(contributions, detach), reference)
             total = total + sign * d
-            who = "all" if live is None else names[live]
-            values[f"D[{who}<-{'+'.join(names[j] for j in s)}]"] = d.item()
+            # Detaching changes gradients, not values: one value per perturbed subset.
+            values[f"D[{'+'.join(names[j] for j in s)}]"] = d.item()
     return total, values

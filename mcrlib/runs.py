@@ -12,7 +12,6 @@ import argparse
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,11 +25,12 @@ from mcrlib.evaluation import head_metrics
 from mcrlib.methods import METHODS, method_params
 from mcrlib.methods.ensemble import combine
 from mcrlib.models import build_model
-from mcrlib.train import Trainer, atomic_torch_save
+from mcrlib.atomic import save_torch, write_text
+from mcrlib.train import Trainer
 
 DEFAULT_CACHE = Path(os.environ.get("MCR_RUN_CACHE", ".mcr-cache/runs"))
 # The parts of the library whose changes change a trained model; analysis code is not here.
-_TRAINING_CODE = ("config.py", "train.py", "evaluation.py", "runs.py", "data", "models", "losses", "methods")
+_TRAINING_CODE = ("atomic.py", "config.py", "train.py", "evaluation.py", "runs.py", "data", "models", "losses", "methods")
 
 
 @dataclass
@@ -59,13 +59,6 @@ def run_key(config: RunConfig) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _atomic_write_text(text: str, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 def load_result(path: Path) -> RunResult:
     record = json.loads((path / "result.json").read_text())
     predictions = torch.load(path / "predictions.pt", weights_only=True)
@@ -73,9 +66,9 @@ def load_result(path: Path) -> RunResult:
 
 
 def _save(result: RunResult, path: Path) -> None:
-    atomic_torch_save(result.predictions, path / "predictions.pt")
+    save_torch(result.predictions, path / "predictions.pt")
     record = {"config": result.config, "metrics": result.metrics, "history": result.history}
-    _atomic_write_text(json.dumps(record, indent=1), path / "result.json")
+    write_text(json.dumps(record, indent=1), path / "result.json")
 
 
 def _train(config: RunConfig, path: Path, data) -> RunResult:
@@ -88,7 +81,7 @@ def _train(config: RunConfig, path: Path, data) -> RunResult:
                       checkpoint_path=path / "checkpoint.pt",
                       description=f"{config.method.name} seed {config.seed}")
     fit = trainer.fit(data)
-    atomic_torch_save(fit.best_state, path / "model.pt")
+    save_torch(fit.best_state, path / "model.pt")
     metrics = {"best_epoch": fit.best_epoch, "epochs": len(fit.history), "stopped_early": fit.stopped_early}
     heads = ["fused", *model.modalities]
     for split, preds in fit.predictions.items():

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import copy
 import math
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
+from mcrlib.atomic import save_torch
 from mcrlib.config import TrainConfig
 from mcrlib.data import TensorSplits
 from mcrlib.evaluation import head_metrics, predict
@@ -25,20 +24,6 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
-
-
-def atomic_torch_save(obj, path: Path) -> None:
-    """Write to a temporary file in the same folder, then rename: never a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def warmup_cosine(warmup_steps: int, total_steps: int):
@@ -169,7 +154,7 @@ class Trainer:
                 callback(self, epoch, record)
             stopped_early = best["bad_epochs"] >= cfg.patience
             if self.checkpoint_path:
-                atomic_torch_save(self._state(epoch, history, best, scheduler), self.checkpoint_path)
+                save_torch(self._state(epoch, history, best, scheduler), self.checkpoint_path)
             bar.set_postfix(val_score=f"{score:.3f}", best_epoch=best["epoch"])
         bar.close()
         self.model.load_state_dict(best["state"])

@@ -1,0 +1,43 @@
+"""Figures, saved atomically as PNG and PDF."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from mcrlib.atomic import atomic_path  # noqa: E402
+
+
+def save_figure(fig, stem: str | Path) -> list[Path]:
+    paths = [Path(stem).with_suffix(s) for s in (".png", ".pdf")]
+    for path in paths:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=160, bbox_inches="tight", format=path.suffix[1:])
+    return paths
+
+
+def lines_with_bands(summary: pd.DataFrame, *, x: str, line: str, order=None, styles=None,
+                     xlabel: str = "", ylabel: str = "", title: str = "", logx: bool = False):
+    """One line per `line` value: mean against `x` with a ± std band."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for name in order or summary[line].unique():
+        part = summary[summary[line] == name].sort_values(x)
+        if part.empty:
+            continue
+        std = part["std"].fillna(0)
+        style = (styles or {}).get(name, {})
+        ax.plot(part[x], part["mean"], marker="o", label=name, **style)
+        ax.fill_between(part[x], part["mean"] - std, part["mean"] + std, alpha=0.15,
+                        color=ax.lines[-1].get_color())
+    if logx:
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(sorted(summary[x].unique()), [f"{v:g}" for v in sorted(summary[x].unique())])
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
+    ax.grid(alpha=0.3)
+    ax.legend(frameon=False)
+    fig.tight_layout()
+    return fig

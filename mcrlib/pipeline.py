@@ -1,0 +1,56 @@
+"""Execute a section notebook with its params.yaml section, as a DVC stage does.
+
+    python -m mcrlib.pipeline notebooks/02_synthetic_study.py --section synthetic
+
+The Jupytext percent file is the source of truth: it is converted in memory and executed by
+papermill with the section's keys as parameters (injected after the tagged parameters cell),
+in the notebook's folder, with the output folders of the pipeline. The executed copy is
+written to results/notebooks/.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+import jupytext
+import papermill
+import yaml
+
+from mcrlib.atomic import atomic_path
+
+
+def section_params(params_file: Path, section: str) -> dict:
+    params = yaml.safe_load(params_file.read_text()) or {}
+    if section not in params:
+        raise SystemExit(f"{params_file} has no section {section!r}; sections: {sorted(params)}")
+    return params[section]
+
+
+def execute(notebook: Path, section: str, *, root: Path, params_file: Path) -> Path:
+    root = root.resolve()
+    parameters = {
+        **section_params(params_file, section),
+        "results_dir": str(root / "results" / section),
+        "figures_dir": str(root / "figures"),
+        "cache_dir": os.environ.get("MCR_RUN_CACHE", str(root / ".mcr-cache" / "runs")),
+    }
+    output = root / "results" / "notebooks" / f"{notebook.stem}.ipynb"
+    with atomic_path(output) as tmp:
+        papermill.execute_notebook(jupytext.read(notebook), str(tmp), parameters=parameters,
+                                   kernel_name="python3", cwd=str(notebook.parent.resolve()),
+                                   progress_bar=False, log_output=True)
+    return output
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("notebook", type=Path, help="a notebooks/*.py percent file")
+    parser.add_argument("--section", required=True, help="the params.yaml section to inject")
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    args = parser.parse_args(argv)
+    print(f"executed copy: {execute(args.notebook, args.section, root=Path.cwd(), params_file=args.params)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Section studies: turn a params.yaml section into runs and a table of their results."""

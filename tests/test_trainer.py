@@ -1,0 +1,116 @@
+"""The training loop: fitting, early stopping, resume, determinism, non-finite losses."""
+import dataclasses
+
+import pytest
+import torch
+
+from mcrlib.config import ModelConfig, TrainConfig
+from mcrlib.methods import METHODS, method_params
+from mcrlib.models import build_model
+from mcrlib.runs import run
+from mcrlib.train import NonFiniteLoss, Trainer
+from tests.conftest import TINY_RUN
+
+
+
+def test_overfits_one_small_batch(tiny_data):
+    one_batch = {k: v[:16] for k, v in tiny_data.splits["train"].items()}
+    data = dataclasses.replace(tiny_data, splits={"train": one_batch, "val": one_batch, "test": one_batch})
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(hidden_dim=32, latent_dim=16), data)
+    method = METHODS["joint"](method_params("joint", {}), model=model)
+    cfg = TrainConfig(max_epochs=200, batch_size=16, lr=1e-2, warmup_epochs=0, patience=200, progress=False)
+    fit = Trainer(model, method, cfg).fit(data)
+    assert fit.history[-1]["train_loss_task"] < 0.01
+    assert fit.history[-1]["val_acc_fused"] == 1.0
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_resumed_run_equals_uninterrupted(tiny_data, tmp_path):
+    def trainer(checkpoint, callbacks=()):
+        torch.manual_seed(0)
+        model = build_model(ModelConfig(hidden_dim=16, latent_dim=8, dropout=0.1), tiny_data)
+        method = METHODS["mcr"](method_params("mcr", {"copies": 4}), model=model)
+        cfg = TrainConfig(max_epochs=6, batch_size=32, patience=6, progress=False)
+        return Trainer(model, method, cfg, seed=3, checkpoint_path=checkpoint, callbacks=callbacks)
+
+    reference = trainer(tmp_path / "a.pt").fit(tiny_data)
+
+    def kill_at_epoch_3(_trainer, epoch, _record):
+        if epoch == 3:
+            raise Interrupt
+    with pytest.raises(Interrupt):
+        trainer(tmp_path / "b.pt", [kill_at_epoch_3]).fit(tiny_data)
+    assert torch.load(tmp_path / "b.pt", weights_only=False)["epoch"] == 2
+    resumed = trainer(tmp_path / "b.pt").fit(tiny_data)
+
+    assert resumed.history == reference.history
+    assert resumed.best_epoch == reference.best_epoch
+    for key, value in reference.best_state.items():
+        torch.testing.assert_close(resumed.best_state[key], value, rtol=0, atol=0)
+
+
+def test_same_seed_same_numbers_other_seed_other_numbers(tmp_path):
+    config = {**TINY_RUN, "method": {"name": "mcr", "params": {"copies": 4}}}
+    a = run({**config, "seed": 1}, tmp_path / "a")
+    b = run({**config, "seed": 1}, tmp_path / "b")
+    c = run({**config, "seed": 2}, tmp_path / "c")
+    assert a.history == b.history and a.metrics == b.metrics
+    assert torch.equal(a.predictions["test"]["fused"], b.predictions["test"]["fused"])
+    assert a.history != c.history
+
+
+def test_test_metrics_come_from_the_best_validation_epoch(tmp_path):
+    config = {**TINY_RUN, "train": {**TINY_RUN["train"], "max_epochs": 8}, "method": {"name": "joint"}}
+    result = run(config, tmp_path)
+    best = result.metrics["best_epoch"]
+    scores = [h["val_acc_fused"] for h in result.history]
+    assert scores[best] == max(scores) and best == scores.index(max(scores))
+    assert result.metrics["test_acc_fused"] == pytest.approx(result.history[best]["test_acc_fused"])
+
+
+def test_early_stopping_after_patience(tiny_data):
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(hidden_dim=16, latent_dim=8), tiny_data)
+    method = METHODS["joint"](method_params("joint", {}), model=model)
+    # lr so small nothing improves after the first epoch: stop after 1 + patience epochs
+    cfg = TrainConfig(max_epochs=50, batch_size=32, lr=1e-12, warmup_epochs=0, patience=3, progress=False)
+    fit = Trainer(model, method, cfg).fit(tiny_data)
+    assert fit.stopped_early and len(fit.history) == 4 and fit.best_epoch == 0
+
+
+def test_non_finite_loss_names_step_and_term(tiny_data):
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(hidden_dim=16, latent_dim=8), tiny_data)
+
+    class Exploding(METHODS["multiloss"]):
+        def loss(self, model, batch, output):
+            terms = super().loss(model, batch, output)
+            terms["unimodal"] = terms["unimodal"] * float("inf")
+            return terms
+    method = Exploding(method_params("multiloss", {}), model=model)
+    with pytest.raises(NonFiniteLoss, match=r"'unimodal' is inf at epoch 0, step 0"):
+        Trainer(model, method, TrainConfig(progress=False)).fit(tiny_data)
+
+
+def test_run_result_is_persisted_with_predictions_and_groups(tmp_path):
+    result = run({**TINY_RUN, "method": {"name": "multiloss"}}, tmp_path)
+    files = sorted(p.name for p in result.path.iterdir())
+    assert files == ["model.pt", "predictions.pt", "result.json"]  # no checkpoint left behind
+    test = result.predictions["test"]
+    assert set(test) == {"fused", "x1", "x2", "label", "group"}
+    assert test["fused"].shape == (64, 5) and test["group"].max() <= 2
+    again = run({**TINY_RUN, "method": {"name": "multiloss"}}, tmp_path)  # from the cache
+    assert again.metrics == result.metrics and again.history == result.history
+
+
+def test_corrupt_record_is_recomputed_not_used(tmp_path, capsys):
+    config = {**TINY_RUN, "method": {"name": "joint"}}
+    first = run(config, tmp_path)
+    (first.path / "result.json").write_text("{truncated")
+    second = run(config, tmp_path)
+    assert "recomputing" in capsys.readouterr().out
+    assert second.metrics == first.metrics

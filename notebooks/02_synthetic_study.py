@@ -2,6 +2,11 @@
 # jupyter:
 #   jupytext:
 #     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -26,9 +31,9 @@ ratios = [0.25, 4.0]
 unique2 = 0.1
 seeds = [0, 1, 2]
 methods = ["joint", "multiloss", "ensemble", "mcr"]
-data = {"latent_dim": 8, "input_dim": 64, "mean_scale": 1.5, "n_train": 256, "n_val": 128, "n_test": 256}
+data = {"latent_dim": 8, "input_dim": 64, "mean_scale": 2.5, "n_train": 256, "n_val": 256, "n_test": 512}
 model = {"hidden_dim": 32, "latent_dim": 16}
-train = {"max_epochs": 4, "batch_size": 32, "patience": 4, "progress": False}
+train = {"max_epochs": 6, "batch_size": 32, "patience": 6, "progress": False}
 method_params = {"mcr": {"copies": 8}}
 workers = 1
 results_dir = "../results/smoke/synthetic"

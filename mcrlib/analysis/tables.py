@@ -17,9 +17,9 @@ def mean_std(runs: pd.DataFrame, *, index: str, columns: str, value: str) -> pd.
 def format_pm(summary: pd.DataFrame, *, index: str, columns: str, scale: float = 100.0,
               digits: int = 1, order=None) -> pd.DataFrame:
     """Wide table of 'mean ± std' strings (percent by default)."""
-    text = summary.assign(cell=[f"{m * scale:.{digits}f} ± {0 if pd.isna(s) else s * scale:.{digits}f}"
+    text = summary.assign(_text=[f"{m * scale:.{digits}f} ± {0 if pd.isna(s) else s * scale:.{digits}f}"
                                 for m, s in zip(summary["mean"], summary["std"])])
-    wide = text.pivot(index=index, columns=columns, values="cell")
+    wide = text.pivot(index=index, columns=columns, values="_text")
     if order is not None:
         wide = wide.reindex([o for o in order if o in wide.index])
     return wide

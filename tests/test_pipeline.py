@@ -1,0 +1,87 @@
+"""The synthetic-study stage end to end on the smoke profile, and the quick profile's params."""
+import json
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from mcrlib.config import ConfigError
+from mcrlib.pipeline import execute
+from mcrlib.studies.synthetic import load_study, study_runs
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_quick_profile_params_are_valid():
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    study = load_study(params["synthetic"])
+    assert len(study.seeds) >= 3 and len(study.ratios) >= 3
+    labels = [l["method"] for l, _ in study_runs(study)]
+    assert {"joint", "multiloss", "ensemble", "mcr", "unimodal-x1", "unimodal-x2"} <= set(labels)
+
+
+def test_study_rejects_a_bad_section():
+    with pytest.raises(ConfigError, match="synthetic.data.shared"):
+        load_study({"data": {"shared": 0.5}})
+    with pytest.raises(ConfigError, match="method.name='mrc'"):
+        load_study({"methods": ["mrc"]})
+    with pytest.raises(ConfigError, match="n_clases"):
+        load_study({"data": {"n_clases": 3}})
+
+
+@pytest.fixture(scope="module")
+def smoke_stage(tmp_path_factory):
+    root = tmp_path_factory.mktemp("stage")
+    params = root / "params.yaml"
+    params.write_text(yaml.safe_dump({"synthetic": {"profile": "smoke-test", "seeds": [0, 1]}}))
+    notebook = execute(ROOT / "notebooks" / "02_synthetic_study.py", "synthetic", root=root, params_file=params)
+    return root, notebook
+
+
+def test_stage_writes_figure_tables_and_executed_notebook(smoke_stage):
+    root, notebook = smoke_stage
+    assert notebook.exists()
+    for name in ("fig1_synthetic.png", "fig1_synthetic.pdf"):
+        assert (root / "figures" / name).stat().st_size > 1000
+    for stem in ("fig1_table", "group_table"):
+        for suffix in (".csv", ".md", ".tex"):
+            assert (root / "results" / "synthetic" / f"{stem}{suffix}").exists()
+    assert "smoke-test profile" in (root / "results" / "synthetic" / "fig1_table.md").read_text()
+
+
+def test_table_is_mean_and_std_of_the_runs(smoke_stage):
+    root, _ = smoke_stage
+    runs = pd.read_csv(root / "results" / "synthetic" / "runs.csv")
+    table = pd.read_csv(root / "results" / "synthetic" / "fig1_table.csv", index_col=0)
+    assert set(runs["seed"]) == {0, 1}
+    assert set(table.index) == {"unimodal-x1", "unimodal-x2", "ensemble", "joint", "multiloss", "mcr"}
+    for method, row in table.iterrows():
+        for column, cell in row.items():
+            ratio = float(column.split("=")[1])
+            accs = runs[(runs.method == method) & (runs.ratio == ratio)]["test_acc"] * 100
+            mean, std = map(float, re.match(r"([\d.]+) ± ([\d.]+)", cell).groups())
+            assert mean == pytest.approx(accs.mean(), abs=0.051)
+            assert std == pytest.approx(accs.std(), abs=0.051)
+    metrics = json.loads((root / "results" / "synthetic" / "metrics.json").read_text())
+    assert metrics["mean_test_acc"]["mcr"]["4"] == pytest.approx(
+        runs[(runs.method == "mcr") & (runs.ratio == 4.0)]["test_acc"].mean(), abs=1e-4)
+
+
+def test_group_accuracies_average_to_the_overall_accuracy(smoke_stage):
+    root, _ = smoke_stage
+    runs = pd.read_csv(root / "results" / "synthetic" / "runs.csv")
+    assert runs[["acc_shared", "acc_unique-1", "acc_unique-2"]].notna().all().all()
+    assert ((runs["test_acc"] >= runs[["acc_shared", "acc_unique-1", "acc_unique-2"]].min(axis=1) - 1e-6) &
+            (runs["test_acc"] <= runs[["acc_shared", "acc_unique-1", "acc_unique-2"]].max(axis=1) + 1e-6)).all()
+
+
+def test_paired_ipynb_matches_its_py_source():
+    import jupytext
+    for source in (ROOT / "notebooks").glob("*.py"):
+        paired = source.with_suffix(".ipynb")
+        assert paired.exists(), f"{paired.name} missing: run `make notebooks`"
+        code = lambda nb: [c.source for c in nb.cells if c.cell_type == "code"]
+        assert code(jupytext.read(paired)) == code(jupytext.read(source)), \
+            f"{paired.name} is out of sync with {source.name}: run `make notebooks`"

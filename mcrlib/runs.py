@@ -119,9 +119,11 @@ def run(config: RunConfig | dict, cache_dir: str | Path | None = None) -> RunRes
             return load_result(path)
         except Exception as err:  # a corrupt record is reported and recomputed, never used
             print(f"[mcrlib] recomputing run {path.name}: its record is unreadable ({err})")
-    path.mkdir(parents=True, exist_ok=True)
     data = load_dataset(config.data.name, config.data.params)
-    if METHODS[config.method.name].composite:
+    method_cls = METHODS[config.method.name]
+    method_cls.modalities(method_params(config.method.name, config.method.params), data.modalities)
+    path.mkdir(parents=True, exist_ok=True)
+    if method_cls.composite:
         result = _compose_ensemble(config, data, cache_dir)
     else:
         result = _train(config, path, data)

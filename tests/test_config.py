@@ -57,3 +57,4 @@ def test_run_rejects_a_bad_config_before_any_training(tmp_path):
 def test_unimodal_rejects_an_unknown_modality(tmp_path):
     with pytest.raises(ConfigError, match="'audio'.*x1"):
         run({"method": {"name": "unimodal", "params": {"modality": "audio"}}}, tmp_path)
+    assert not any(tmp_path.iterdir())

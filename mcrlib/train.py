@@ -59,9 +59,8 @@ class Trainer:
         self.checkpoint_path = Path(checkpoint_path) if checkpoint_path else None
         self.callbacks = list(callbacks)
         self.description = description
-        params = [p for p in list(model.parameters()) + list(method.parameters()) if p.requires_grad]
         opt_cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
-        self.optimizer = opt_cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.optimizer = opt_cls(method.param_groups(self.model), lr=cfg.lr, weight_decay=cfg.weight_decay)
 
     # ---- checkpointing -------------------------------------------------------------------
     def _state(self, epoch, history, best, scheduler):
@@ -90,6 +89,7 @@ class Trainer:
 
     # ---- one epoch -----------------------------------------------------------------------
     def _train_epoch(self, data: TensorSplits, epoch: int, scheduler) -> dict[str, float]:
+        self.method.on_epoch_start(epoch, self, data)
         self.model.train()
         self.method.train()
         sums: dict[str, float] = {}

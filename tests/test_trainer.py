@@ -114,3 +114,31 @@ def test_corrupt_record_is_recomputed_not_used(tmp_path, capsys):
     second = run(config, tmp_path)
     assert "recomputing" in capsys.readouterr().out
     assert second.metrics == first.metrics
+
+
+def test_method_hooks_are_called_in_order_and_param_groups_are_used(tiny_data):
+    calls = []
+
+    class Recording(METHODS["joint"]):
+        def param_groups(self, model):
+            return [{"params": list(model.encoders["x1"].parameters()), "lr": 0.0},
+                    {"params": [p for n, p in model.named_parameters() if not n.startswith("encoders.x1")]}]
+
+        def on_epoch_start(self, epoch, trainer, data):
+            calls.append(("start", epoch))
+
+        def after_backward(self, model, batch, output):
+            if not calls or calls[-1][0] != "backward":
+                calls.append(("backward", model.encoders["x1"][0].weight.grad is not None))
+
+        def on_epoch_end(self, epoch, record, optimizer):
+            calls.append(("end", epoch, "val_acc_fused" in record))
+
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(hidden_dim=16, latent_dim=8), tiny_data)
+    frozen = model.encoders["x1"][0].weight.detach().clone()
+    method = Recording(method_params("joint", {}), model=model)
+    Trainer(model, method, TrainConfig(max_epochs=2, patience=5, batch_size=32, progress=False)).fit(tiny_data)
+    assert calls == [("start", 0), ("backward", True), ("end", 0, True),
+                     ("start", 1), ("backward", True), ("end", 1, True)]
+    assert torch.equal(model.encoders["x1"][0].weight, frozen)  # its group had lr 0

@@ -63,6 +63,13 @@ class Method(nn.Module):
         """Named loss terms; the trainer back-propagates their sum."""
         return {"task": task_loss(output.logits, batch["label"], self.task)}
 
+    def param_groups(self, model) -> list[dict]:
+        """Optimizer parameter groups (a method may give each modality its own learning rate)."""
+        return [{"params": [p for p in [*model.parameters(), *self.parameters()] if p.requires_grad]}]
+
+    def on_epoch_start(self, epoch: int, trainer, data) -> None:
+        """Hook before each training epoch (epoch windows, prototypes computed from data)."""
+
     def after_backward(self, model, batch, output) -> None:
         """Hook between backward and the optimizer step (gradient modulation)."""
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import inspect
 import json
 import os
 from dataclasses import dataclass, field
@@ -29,8 +30,11 @@ from mcrlib.atomic import save_torch, write_text
 from mcrlib.train import Trainer
 
 DEFAULT_CACHE = Path(os.environ.get("MCR_RUN_CACHE", ".mcr-cache/runs"))
-# The parts of the library whose changes change a trained model; analysis code is not here.
-_TRAINING_CODE = ("atomic.py", "config.py", "train.py", "evaluation.py", "runs.py", "data", "models", "losses", "methods")
+# The parts of the library whose changes change any trained model; analysis code is not here,
+# and of the methods only the interface: each run adds its own method's file (adding or editing
+# one method does not invalidate the cached runs of the others).
+_TRAINING_CODE = ("atomic.py", "config.py", "train.py", "evaluation.py", "runs.py", "data", "models", "losses",
+                  "methods/base.py")
 
 
 @dataclass
@@ -45,17 +49,18 @@ class RunResult:
         return torch.load(self.path / "model.pt", map_location="cpu", weights_only=True)
 
 
-def code_fingerprint() -> str:
+def code_fingerprint(method: str) -> str:
     root = Path(mcrlib.__file__).parent
     digest = hashlib.sha256()
     for name in _TRAINING_CODE:
         for path in sorted((root / name).rglob("*.py")) if (root / name).is_dir() else [root / name]:
             digest.update(path.read_bytes())
+    digest.update(Path(inspect.getsourcefile(METHODS[method])).read_bytes())
     return digest.hexdigest()[:12]
 
 
 def run_key(config: RunConfig) -> str:
-    text = json.dumps(to_dict(config), sort_keys=True) + code_fingerprint()
+    text = json.dumps(to_dict(config), sort_keys=True) + code_fingerprint(config.method.name)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

@@ -88,3 +88,14 @@ def test_command_line_run(tmp_path, capsys):
     main([str(config), "--cache", str(tmp_path / "cache")])
     out = capsys.readouterr().out
     assert '"test_acc_fused"' in out and "saved in" in out
+
+
+def test_cache_key_follows_the_method_code_and_config():
+    from mcrlib.config import RunConfig, from_dict
+    from mcrlib.runs import code_fingerprint, run_key
+    joint = from_dict(RunConfig, {**TINY_RUN, "method": {"name": "joint"}})
+    assert run_key(joint) == run_key(from_dict(RunConfig, {**TINY_RUN, "method": {"name": "joint"}}))
+    assert run_key(joint) != run_key(from_dict(RunConfig, {**TINY_RUN, "method": {"name": "joint"}, "seed": 1}))
+    # joint and mcr live in different files: editing one method does not invalidate the other
+    assert code_fingerprint("joint") != code_fingerprint("mcr")
+    assert code_fingerprint("joint") == code_fingerprint("multiloss")  # same file

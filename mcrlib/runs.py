@@ -76,11 +76,26 @@ def _save(result: RunResult, path: Path) -> None:
     write_text(json.dumps(record, indent=1), path / "result.json")
 
 
-def _train(config: RunConfig, path: Path, data) -> RunResult:
+def _load_pretrained_encoders(model, members: dict, cache_dir) -> None:
+    """Each encoder from its unimodal run, read through the run cache (trained there first if
+    it is not cached yet, visibly, as the same run the ensemble and the tables use)."""
+    for modality, member in members.items():
+        prefix = f"encoders.{modality}."
+        state = run(member, cache_dir).model_state()
+        model.encoders[modality].load_state_dict(
+            {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
+
+
+def _train(config: RunConfig, path: Path, data, cache_dir) -> RunResult:
     params = method_params(config.method.name, config.method.params)
     method_cls = METHODS[config.method.name]
+    modalities = method_cls.modalities(params, data.modalities)
+    members = method_cls.pretrained_encoders(config, modalities)
+    for member in members.values():  # before seeding: the members may have to train first
+        run(member, cache_dir)
     torch.manual_seed(config.seed)
-    model = build_model(config.model, data, method_cls.modalities(params, data.modalities))
+    model = build_model(config.model, data, modalities)
+    _load_pretrained_encoders(model, members, cache_dir)
     method = method_cls(params, model=model, task=data.task)
     trainer = Trainer(model, method, config.train, seed=config.seed, task=data.task,
                       checkpoint_path=path / "checkpoint.pt",
@@ -131,7 +146,7 @@ def run(config: RunConfig | dict, cache_dir: str | Path | None = None) -> RunRes
     if method_cls.composite:
         result = _compose_ensemble(config, data, cache_dir)
     else:
-        result = _train(config, path, data)
+        result = _train(config, path, data, cache_dir)
     _save(result, path)
     (path / "checkpoint.pt").unlink(missing_ok=True)
     result.path = path

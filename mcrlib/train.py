@@ -60,7 +60,10 @@ class Trainer:
         self.callbacks = list(callbacks)
         self.description = description
         opt_cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
-        self.optimizer = opt_cls(method.param_groups(self.model), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        groups = method.param_groups(self.model)
+        for group in groups:  # a method may ask for a multiple of the configured learning rate
+            group["lr"] = cfg.lr * group.get("lr_scale", 1.0)
+        self.optimizer = opt_cls(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
     # ---- checkpointing -------------------------------------------------------------------
     def _state(self, epoch, history, best, scheduler):
@@ -89,9 +92,9 @@ class Trainer:
 
     # ---- one epoch -----------------------------------------------------------------------
     def _train_epoch(self, data: TensorSplits, epoch: int, scheduler) -> dict[str, float]:
-        self.method.on_epoch_start(epoch, self, data)
         self.model.train()
         self.method.train()
+        self.method.on_epoch_start(epoch, self, data)  # after train(): a method may freeze parts
         sums: dict[str, float] = {}
         steps = 0
         for step, batch in enumerate(data.loader("train", self.cfg.batch_size, epoch, self.seed)):

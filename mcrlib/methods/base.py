@@ -7,6 +7,7 @@ The trainer knows nothing else about any method.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Mapping
 
@@ -31,6 +32,14 @@ def method_params(name: str, params: Mapping | None):
     if name not in METHODS:
         raise ConfigError(f"method.name={name!r} is unknown: expected one of {sorted(METHODS)}")
     return from_dict(METHODS[name].Params, params or {}, f"method.params ({name})")
+
+
+def unimodal_configs(config, modalities) -> dict:
+    """The unimodal runs that match `config` (same data, model, training budget and seed), one per
+    modality; ensembles and pre-trained initialisations share them through the run cache."""
+    from mcrlib.config import MethodConfig
+    return {m: dataclasses.replace(config, method=MethodConfig(name="unimodal", params={"modality": m}))
+            for m in modalities}
 
 
 def task_loss(pred: torch.Tensor, target: torch.Tensor, task: str) -> torch.Tensor:
@@ -58,6 +67,11 @@ class Method(nn.Module):
     def modalities(cls, params, available: tuple[str, ...]) -> tuple[str, ...]:
         """The modalities this method's model is built with."""
         return available
+
+    @classmethod
+    def pretrained_encoders(cls, config, modalities) -> dict:
+        """{modality: RunConfig of the unimodal run whose encoder initialises this model's}."""
+        return {}
 
     def loss(self, model, batch, output) -> dict[str, torch.Tensor]:
         """Named loss terms; the trainer back-propagates their sum."""

@@ -5,13 +5,12 @@ global mean and std of the logit tensor); probability averaging is reported besi
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Literal
 
 import torch
 
-from mcrlib.config import MethodConfig
-from mcrlib.methods.base import Method, register
+from mcrlib.methods.base import Method, register, unimodal_configs
 
 
 def standardise(logits: torch.Tensor) -> torch.Tensor:
@@ -35,5 +34,4 @@ class Ensemble(Method):
     @classmethod
     def member_configs(cls, config, modalities):
         """The unimodal runs this ensemble combines (trained once, shared through the run cache)."""
-        return {m: replace(config, method=MethodConfig(name="unimodal", params={"modality": m}))
-                for m in modalities}
+        return unimodal_configs(config, modalities)

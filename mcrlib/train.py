@@ -61,8 +61,8 @@ class Trainer:
         self.description = description
         opt_cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
         groups = method.param_groups(self.model)
-        for group in groups:  # a method may ask for a multiple of the configured learning rate
-            group["lr"] = cfg.lr * group.get("lr_scale", 1.0)
+        for group in groups:  # a group may set its own lr, or a multiple of the configured one
+            group.setdefault("lr", cfg.lr * group.get("lr_scale", 1.0))
         self.optimizer = opt_cls(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
     # ---- checkpointing -------------------------------------------------------------------

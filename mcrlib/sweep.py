@@ -10,6 +10,7 @@ import torch
 from tqdm.auto import tqdm
 
 from mcrlib.config import RunConfig
+from mcrlib.methods import METHODS
 from mcrlib.runs import RunResult, run
 
 
@@ -20,28 +21,28 @@ def _run_in_worker(config: RunConfig, cache_dir: Path) -> RunResult:
     return run(config, cache_dir)
 
 
+def _finished(indices, configs, cache_dir, workers):
+    """(index, result) as each run finishes, in order; in worker processes when workers > 1."""
+    if workers <= 1 or len(indices) <= 1:
+        for i in indices:
+            yield i, run(configs[i], cache_dir)
+        return
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        yield from zip(indices, pool.map(_run_in_worker, [configs[i] for i in indices],
+                                         [cache_dir] * len(indices)))
+
+
 def run_all(configs: Sequence[RunConfig], cache_dir: str | Path, workers: int = 1,
             desc: str = "runs") -> list[RunResult]:
-    """Results in the order of `configs`. Composite runs (ensembles) go last so the unimodal
-    runs they combine are already in the cache."""
+    """Results in the order of `configs`. Runs that read unimodal runs (ensembles, Uni-Pre)
+    go in a second phase, so the unimodal runs are trained once, in the first."""
     cache_dir = Path(cache_dir)
-    order = sorted(range(len(configs)), key=lambda i: configs[i].method.name == "ensemble")
+    dependent = [METHODS[c.method.name].uses_unimodal_runs for c in configs]
+    phases = [[i for i, d in enumerate(dependent) if not d], [i for i, d in enumerate(dependent) if d]]
     results: list[RunResult | None] = [None] * len(configs)
     with tqdm(total=len(configs), desc=desc) as bar:
-        if workers <= 1:
-            for i in order:
-                results[i] = run(configs[i], cache_dir)
+        for phase in phases:
+            for i, result in _finished(phase, configs, cache_dir, workers):
+                results[i] = result
                 bar.update()
-        else:
-            context = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(workers, mp_context=context) as pool:
-                trained = [i for i in order if configs[i].method.name != "ensemble"]
-                for i, result in zip(trained, pool.map(_run_in_worker, [configs[i] for i in trained],
-                                                       [cache_dir] * len(trained))):
-                    results[i] = result
-                    bar.update()
-            for i in order:
-                if results[i] is None:
-                    results[i] = run(configs[i], cache_dir)
-                    bar.update()
     return results

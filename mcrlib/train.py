@@ -61,19 +61,24 @@ class Trainer:
         self.description = description
         opt_cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
         groups = method.param_groups(self.model)
-        for group in groups:  # a group may set its own lr, or a multiple of the configured one
-            group.setdefault("lr", cfg.lr * group.get("lr_scale", 1.0))
+        for group in groups:
+            # Each step a group's lr = base_lr * lr_scale * schedule(step). Methods may set a
+            # group's own base_lr, or change its lr_scale at any time (Uni-Pre, MSLR); both are
+            # saved with the optimizer's state, so they survive a resume.
+            group.setdefault("base_lr", cfg.lr)
+            group.setdefault("lr_scale", 1.0)
         self.optimizer = opt_cls(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.schedule = None
 
     # ---- checkpointing -------------------------------------------------------------------
-    def _state(self, epoch, history, best, scheduler):
+    def _state(self, epoch, history, best):
         return {"epoch": epoch, "history": history, "best": best,
                 "model": self.model.state_dict(), "method": self.method.state_dict(),
-                "optimizer": self.optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
                 "rng": torch.get_rng_state(),
                 "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
 
-    def _restore(self, scheduler):
+    def _restore(self):
         if not (self.checkpoint_path and self.checkpoint_path.exists()):
             return 0, [], {"epoch": -1, "score": -math.inf, "state": None, "bad_epochs": 0}
         try:
@@ -84,14 +89,18 @@ class Trainer:
         self.model.load_state_dict(state["model"])
         self.method.load_state_dict(state["method"])
         self.optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["rng"])
         if state["cuda_rng"] is not None and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["cuda_rng"])
         return state["epoch"] + 1, state["history"], state["best"]
 
     # ---- one epoch -----------------------------------------------------------------------
-    def _train_epoch(self, data: TensorSplits, epoch: int, scheduler) -> dict[str, float]:
+    def set_lr(self, step: int) -> None:
+        factor = self.schedule(step)
+        for group in self.optimizer.param_groups:
+            group["lr"] = group["base_lr"] * group["lr_scale"] * factor
+
+    def _train_epoch(self, data: TensorSplits, epoch: int, steps_per_epoch: int) -> dict[str, float]:
         self.model.train()
         self.method.train()
         self.method.on_epoch_start(epoch, self, data)  # after train(): a method may freeze parts
@@ -109,8 +118,8 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             total.backward()
             self.method.after_backward(self.model, batch, output)
+            self.set_lr(epoch * steps_per_epoch + step)
             self.optimizer.step()
-            scheduler.step()
             logs = {f"loss_{k}": v.item() for k, v in terms.items()}
             logs["loss_total"] = total.item()
             logs.update(getattr(self.method, "diagnostics", {}))
@@ -131,17 +140,16 @@ class Trainer:
     def fit(self, data: TensorSplits) -> FitResult:
         cfg = self.cfg
         steps_per_epoch = len(data.splits["train"]["label"]) // cfg.batch_size
-        scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, warmup_cosine(
-            round(cfg.warmup_epochs * steps_per_epoch), cfg.max_epochs * steps_per_epoch))
-        start, history, best = self._restore(scheduler)
+        self.schedule = warmup_cosine(round(cfg.warmup_epochs * steps_per_epoch), cfg.max_epochs * steps_per_epoch)
+        start, history, best = self._restore()
         stopped_early = best["bad_epochs"] >= cfg.patience
         bar = tqdm(range(start, cfg.max_epochs), desc=self.description or "epochs", leave=False,
                    disable=not cfg.progress or stopped_early, initial=start, total=cfg.max_epochs)
         for epoch in bar:
             if stopped_early:
                 break
-            record = {"epoch": epoch, "lr": self.optimizer.param_groups[0]["lr"],
-                      **self._train_epoch(data, epoch, scheduler)}
+            record = {"epoch": epoch, "lr": cfg.lr * self.schedule(epoch * steps_per_epoch),
+                      **self._train_epoch(data, epoch, steps_per_epoch)}
             for split in ("val", "test"):
                 record.update({f"{split}_{k}": v for k, v in self.evaluate(data, split)[1].items()})
             self.method.on_epoch_end(epoch, record, self.optimizer)
@@ -157,7 +165,7 @@ class Trainer:
                 callback(self, epoch, record)
             stopped_early = best["bad_epochs"] >= cfg.patience
             if self.checkpoint_path:
-                save_torch(self._state(epoch, history, best, scheduler), self.checkpoint_path)
+                save_torch(self._state(epoch, history, best), self.checkpoint_path)
             bar.set_postfix(val_score=f"{score:.3f}", best_epoch=best["epoch"])
         bar.close()
         self.model.load_state_dict(best["state"])

@@ -121,7 +121,7 @@ def test_method_hooks_are_called_in_order_and_param_groups_are_used(tiny_data):
 
     class Recording(METHODS["joint"]):
         def param_groups(self, model):
-            return [{"params": list(model.encoders["x1"].parameters()), "lr": 0.0},
+            return [{"params": list(model.encoders["x1"].parameters()), "lr_scale": 0.0},
                     {"params": [p for n, p in model.named_parameters() if not n.startswith("encoders.x1")]}]
 
         def on_epoch_start(self, epoch, trainer, data):
@@ -141,4 +141,4 @@ def test_method_hooks_are_called_in_order_and_param_groups_are_used(tiny_data):
     Trainer(model, method, TrainConfig(max_epochs=2, patience=5, batch_size=32, progress=False)).fit(tiny_data)
     assert calls == [("start", 0), ("backward", True), ("end", 0, True),
                      ("start", 1), ("backward", True), ("end", 1, True)]
-    assert torch.equal(model.encoders["x1"][0].weight, frozen)  # its group had lr 0
+    assert torch.equal(model.encoders["x1"][0].weight, frozen)  # its group had lr_scale 0

@@ -26,6 +26,7 @@ def combine(logits: list[torch.Tensor], how: str) -> torch.Tensor:
 @register("ensemble")
 class Ensemble(Method):
     composite = True
+    uses_unimodal_runs = True
 
     @dataclass(frozen=True)
     class Params:

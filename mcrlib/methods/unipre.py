@@ -16,6 +16,8 @@ from mcrlib.methods.base import Method, register, unimodal_configs
 
 
 class _UniPre(Method):
+    uses_unimodal_runs = True
+
     @classmethod
     def pretrained_encoders(cls, config, modalities):
         return unimodal_configs(config, modalities)

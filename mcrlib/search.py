@@ -1,0 +1,67 @@
+"""The same small hyperparameter search for every method, selected on validation only.
+
+Each method with a coefficient gets the same number of trials (the product of its grid); a
+setting is chosen per method and study cell by the mean validation accuracy over the search
+seeds (ties go to the first setting in grid order), and only then are all seeds run with it.
+Test accuracy never enters the choice.
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from typing import Callable
+
+import pandas as pd
+
+from mcrlib.config import ConfigError, check
+from mcrlib.methods import method_params
+from mcrlib.sweep import run_all
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    seeds: tuple[int, ...] = (0,)
+    grid: dict = field(default_factory=dict)   # method -> {param: [values]}
+
+    def __post_init__(self):
+        check(len(self.seeds) > 0, "search.seeds", list(self.seeds), "a non-empty list of seeds")
+        sizes = {}
+        for method, params in self.grid.items():
+            check(isinstance(params, dict) and params and all(isinstance(v, list) and v for v in params.values()),
+                  f"search.grid.{method}", params, "a mapping of parameter names to non-empty lists of values")
+            for trial in self.trials(method):
+                method_params(method, trial)   # every setting is valid before anything trains
+            sizes[method] = len(self.trials(method))
+        if len(set(sizes.values())) > 1:
+            raise ConfigError(f"search.grid gives methods different numbers of trials {sizes}; "
+                              "every method must get the same budget")
+
+    def trials(self, method: str) -> list[dict]:
+        """Parameter overrides of each trial ([{}] for a method without a grid)."""
+        params = self.grid.get(method, {})
+        return [dict(zip(params, values)) for values in itertools.product(*params.values())] or [{}]
+
+
+def select(search: SearchConfig, methods, cells, make_config: Callable, cache_dir, workers: int = 1,
+           desc: str = "search"):
+    """Run every trial of every searched method in every cell on the search seeds.
+
+    `make_config(method, cell, seed, overrides)` builds a RunConfig. Returns
+    ({(method, cell): chosen overrides}, DataFrame of all trials with their validation accuracy).
+    """
+    labelled = [((m, cell, i, seed), make_config(m, cell, seed, trial))
+                for m in methods if m in search.grid for cell in cells
+                for i, trial in enumerate(search.trials(m)) for seed in search.seeds]
+    results = run_all([c for _, c in labelled], cache_dir, workers, desc=desc)
+    rows = [{"method": m, "cell": cell, "trial": i, "seed": seed, **search.trials(m)[i],
+             "val_acc": r.metrics["val_acc_fused"]} for ((m, cell, i, seed), _), r in zip(labelled, results)]
+    trials = pd.DataFrame(rows)
+    chosen = {(m, cell): {} for m in methods for cell in cells}
+    if not trials.empty:
+        mean_val = trials.groupby(["method", "cell", "trial"], sort=False)["val_acc"].mean().reset_index()
+        for (m, cell), part in mean_val.groupby(["method", "cell"], sort=False):
+            best = part.loc[part["val_acc"].idxmax(), "trial"]   # first maximum: grid order breaks ties
+            chosen[(m, cell)] = search.trials(m)[int(best)]
+        trials["selected"] = [search.trials(m)[t] == chosen[(m, c)] for m, c, t in
+                              zip(trials["method"], trials["cell"], trials["trial"])]
+    return chosen, trials

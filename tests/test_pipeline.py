@@ -85,3 +85,16 @@ def test_paired_ipynb_matches_its_py_source():
         code = lambda nb: [c.source for c in nb.cells if c.cell_type == "code"]
         assert code(jupytext.read(paired)) == code(jupytext.read(source)), \
             f"{paired.name} is out of sync with {source.name}: run `make notebooks`"
+
+
+def test_final_runs_use_the_setting_chosen_on_validation(smoke_stage):
+    root, _ = smoke_stage
+    runs = pd.read_csv(root / "results" / "synthetic" / "runs.csv")
+    trials = pd.read_csv(root / "results" / "synthetic" / "search.csv")
+    assert not trials.empty and "test_acc" not in trials.columns
+    for ratio, part in trials.groupby("ratio"):
+        means = part.groupby("trial")["val_acc"].mean()
+        best = part[part["trial"] == means.idxmax()].iloc[0]
+        chosen = {k: best[k] for k in ("lambda_mipd",)}
+        settings = runs[(runs.method == "mcr") & (runs.ratio == ratio)]["setting"].map(json.loads)
+        assert all(s == chosen for s in settings)

@@ -23,7 +23,7 @@ def save_figure(fig, stem: str | Path) -> list[Path]:
 def lines_with_bands(summary: pd.DataFrame, *, x: str, line: str, order=None, styles=None,
                      xlabel: str = "", ylabel: str = "", title: str = "", logx: bool = False):
     """One line per `line` value: mean against `x` with a ± std band."""
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    fig, ax = plt.subplots(figsize=(7.6, 4.2))
     for name in order or summary[line].unique():
         part = summary[summary[line] == name].sort_values(x)
         if part.empty:
@@ -38,6 +38,6 @@ def lines_with_bands(summary: pd.DataFrame, *, x: str, line: str, order=None, st
         ax.set_xticks(sorted(summary[x].unique()), [f"{v:g}" for v in sorted(summary[x].unique())])
     ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
     ax.grid(alpha=0.3)
-    ax.legend(frameon=False)
+    ax.legend(frameon=False, loc="center left", bbox_to_anchor=(1.01, 0.5))  # keep the lines visible
     fig.tight_layout()
     return fig

@@ -12,15 +12,15 @@ from mcrlib.methods.agm import agm_coefficients, mono_modal_logits
 from mcrlib.models import MLPEncoder, MultimodalModel, build_model
 from mcrlib.runs import run
 from mcrlib.train import Trainer
-from tests.conftest import TINY_RUN
+from functools import partial
+
+from tests.conftest import TINY_RUN, Interrupt
+from tests.conftest import model_and_batch as _model_and_batch
 
 
-def model_and_batch(n_modalities=2, batch=16, seed=0):
-    torch.manual_seed(seed)
-    model = MultimodalModel(encoders={f"x{m}": MLPEncoder(in_dim=4, hidden_dim=8, latent_dim=6, layers=1)
-                                      for m in range(1, n_modalities + 1)}, n_classes=5)
-    data = {f"x{m}": torch.randn(batch, 4) for m in range(1, n_modalities + 1)}
-    return model, {**data, "label": torch.randint(5, (batch,))}
+
+
+model_and_batch = partial(_model_and_batch, first=1)  # AGM's tests name the modalities x1, x2
 
 
 def agm(model, **params):
@@ -134,8 +134,6 @@ def test_trains_two_epochs_via_run_and_is_deterministic(tmp_path):
     assert a.history[-1]["train_c[x1]"] != 1.0
 
 
-class Interrupt(Exception):
-    pass
 
 
 def test_resumed_run_equals_uninterrupted(tiny_data, tmp_path):

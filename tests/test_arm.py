@@ -11,20 +11,13 @@ from mcrlib.config import ConfigError, ModelConfig
 from mcrlib.data import load_dataset
 from mcrlib.methods import method_params
 from mcrlib.methods.arm import ARM, ARMFusion, arm_contributions, normalized_cmi, normalized_mi
-from mcrlib.models import MLPEncoder, MultimodalModel, build_model
+from mcrlib.models import build_model
 from mcrlib.runs import run
-from tests.conftest import TINY_RUN
+from tests.conftest import TINY_RUN, model_and_batch
 
 T = torch.tensor
 
 
-def model_and_batch(n_modalities=2, dims=(6, 6), n_classes=5, batch=16):
-    torch.manual_seed(0)
-    encoders = {f"x{m}": MLPEncoder(in_dim=4, hidden_dim=8, latent_dim=dims[m % 2], layers=1)
-                for m in range(n_modalities)}
-    model = MultimodalModel(encoders=encoders, n_classes=n_classes)
-    data = {f"x{m}": torch.randn(batch, 4) for m in range(n_modalities)}
-    return model, {**data, "label": torch.randint(n_classes, (batch,))}
 
 
 def arm(model, task="classification", **params):

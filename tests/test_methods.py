@@ -4,18 +4,10 @@ import torch
 
 from mcrlib.losses import mse_divergence
 from mcrlib.methods import METHODS, method_params
-from mcrlib.models import MLPEncoder, MultimodalModel
 from mcrlib.runs import run
-from tests.conftest import TINY_RUN
+from tests.conftest import TINY_RUN, model_and_batch
 
 
-def model_and_batch(n_classes=5, n_modalities=2, batch=16):
-    torch.manual_seed(0)
-    model = MultimodalModel(encoders={f"x{m}": MLPEncoder(in_dim=4, hidden_dim=8, latent_dim=6, layers=1)
-                                      for m in range(n_modalities)}, n_classes=n_classes)
-    data = {f"x{m}": torch.randn(batch, 4) for m in range(n_modalities)}
-    label = torch.randn(batch) if n_classes == 1 else torch.randint(n_classes, (batch,))
-    return model, {**data, "label": label}
 
 
 def mcr(model, task="classification", **params):

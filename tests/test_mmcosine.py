@@ -8,17 +8,10 @@ import torch
 from mcrlib.config import ConfigError
 from mcrlib.methods import METHODS, method_params
 from mcrlib.methods.mmcosine import CosineFusion, MMCosine  # noqa: F401  (registers "mmcosine")
-from mcrlib.models import MLPEncoder, MultimodalModel
 from mcrlib.runs import run
-from tests.conftest import TINY_RUN
+from tests.conftest import TINY_RUN, model_and_batch
 
 
-def model_and_batch(n_modalities=2, n_classes=5, batch=16):
-    torch.manual_seed(0)
-    model = MultimodalModel(encoders={f"x{m}": MLPEncoder(in_dim=4, hidden_dim=8, latent_dim=6, layers=1)
-                                      for m in range(n_modalities)}, n_classes=n_classes)
-    data = {f"x{m}": torch.randn(batch, 4) for m in range(n_modalities)}
-    return model, {**data, "label": torch.randint(n_classes, (batch,))}
 
 
 def mmcosine(model, **params):

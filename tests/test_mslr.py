@@ -10,7 +10,7 @@ from mcrlib.methods.mslr import MSLR  # noqa: F401  (registers "mslr")
 from mcrlib.models import build_model
 from mcrlib.runs import run
 from mcrlib.train import Trainer, warmup_cosine
-from tests.conftest import TINY_RUN
+from tests.conftest import TINY_RUN, Interrupt
 
 
 def mslr(model, **params):
@@ -92,8 +92,6 @@ def test_fit_rescales_with_the_sliced_accuracy_of_the_previous_epochs_model(tiny
         assert [history[e][f"train_lr_scale[{m}]"] for m in ("x1", "x2")] == pytest.approx(expected)
 
 
-class Interrupt(Exception):
-    pass
 
 
 def test_resumed_run_equals_uninterrupted(tiny_data, tmp_path):

@@ -7,18 +7,10 @@ import torch.nn.functional as F
 from mcrlib.config import ConfigError
 from mcrlib.methods import method_params
 from mcrlib.methods.ogm import OGM, ogm_coefficients
-from mcrlib.models import MLPEncoder, MultimodalModel
 from mcrlib.runs import run
-from tests.conftest import TINY_RUN
+from tests.conftest import TINY_RUN, model_and_batch
 
 
-def model_and_batch(n_modalities=2, n_classes=5, hidden=8, batch=16):
-    torch.manual_seed(0)
-    model = MultimodalModel(encoders={f"x{m}": MLPEncoder(in_dim=4, hidden_dim=hidden, latent_dim=6, layers=1)
-                                      for m in range(n_modalities)}, n_classes=n_classes)
-    data = {f"x{m}": torch.randn(batch, 4) for m in range(n_modalities)}
-    label = torch.randn(batch) if n_classes == 1 else torch.randint(n_classes, (batch,))
-    return model, {**data, "label": label}
 
 
 def ogm(model, task="classification", **params):

@@ -14,7 +14,7 @@ from mcrlib.methods.pmr import PMR  # noqa: F401  (registers "pmr")
 from mcrlib.models import MultimodalModel, build_model
 from mcrlib.runs import run
 from mcrlib.train import Trainer
-from tests.conftest import TINY_RUN
+from tests.conftest import TINY_RUN, Interrupt
 
 
 class GainEncoder(nn.Module):
@@ -152,8 +152,6 @@ def test_trains_two_epochs_deterministically(tmp_path):
     assert all(h["train_pmr_slow[x1]"] + h["train_pmr_slow[x2]"] == pytest.approx(1) for h in a.history)
 
 
-class Interrupt(Exception):
-    pass
 
 
 def test_resume_restores_the_prototypes(tiny_data, tmp_path):

@@ -1,5 +1,4 @@
 """The hyperparameter search: equal budgets, validation-only selection, cached trials."""
-import pandas as pd
 import pytest
 
 from mcrlib.config import ConfigError, RunConfig, from_dict

@@ -9,7 +9,7 @@ from mcrlib.methods import METHODS, method_params
 from mcrlib.models import build_model
 from mcrlib.runs import run
 from mcrlib.train import NonFiniteLoss, Trainer
-from tests.conftest import TINY_RUN
+from tests.conftest import TINY_RUN, Interrupt
 
 
 
@@ -25,8 +25,6 @@ def test_overfits_one_small_batch(tiny_data):
     assert fit.history[-1]["val_acc_fused"] == 1.0
 
 
-class Interrupt(Exception):
-    pass
 
 
 def test_resumed_run_equals_uninterrupted(tiny_data, tmp_path):

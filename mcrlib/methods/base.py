@@ -83,8 +83,16 @@ class Method(nn.Module):
         """Optimizer parameter groups (a method may give each modality its own learning rate)."""
         return [{"params": [p for p in [*model.parameters(), *self.parameters()] if p.requires_grad]}]
 
+    epoch = 0  # the current training epoch, kept by on_epoch_start
+
     def on_epoch_start(self, epoch: int, trainer, data) -> None:
-        """Hook before each training epoch (epoch windows, prototypes computed from data)."""
+        """Hook before each training epoch (epoch windows, prototypes computed from data).
+        Overrides call super() so `self.epoch` stays current."""
+        self.epoch = epoch
+
+    def in_window(self, start: int, end: int | None) -> bool:
+        """Whether the current epoch lies in [start, end] (end None: no end)."""
+        return start <= self.epoch and (end is None or self.epoch <= end)
 
     def after_backward(self, model, batch, output) -> None:
         """Hook between backward and the optimizer step (gradient modulation)."""

@@ -79,7 +79,6 @@ class MLB(Method):
         if len(model.modalities) < 2:
             raise ConfigError(f"method 'mlb' balances two or more modalities, the model has "
                               f"{list(model.modalities)}")
-        self.epoch = 0  # set by the trainer before every epoch, so nothing to checkpoint
         self.diagnostics: dict[str, float] = {}
 
     def loss(self, model, batch, output):
@@ -88,12 +87,8 @@ class MLB(Method):
         uni = sum(task_loss(u, y, self.task) for u in output.unimodal_logits.values())
         return {"task": task_loss(output.logits, y, self.task), "unimodal": self.params.uni_weight * uni}
 
-    def on_epoch_start(self, epoch, trainer, data):
-        self.epoch = epoch
-
     def active(self) -> bool:
-        p = self.params
-        return p.start_epoch <= self.epoch and (p.end_epoch is None or self.epoch <= p.end_epoch)
+        return self.in_window(self.params.start_epoch, self.params.end_epoch)
 
     def scores(self, model, batch, output) -> list[float]:
         y = batch["label"]

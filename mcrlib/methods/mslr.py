@@ -127,6 +127,7 @@ class MSLR(Method):
 
     # ---- the hook ---------------------------------------------------------------------------
     def on_epoch_start(self, epoch, trainer, data):
+        super().on_epoch_start(epoch, trainer, data)
         self.diagnostics = {}
         if epoch >= 1:  # as the reference: no update before the first validation
             metric = self.sliced_metric(trainer.model, data, trainer.device)

@@ -84,15 +84,10 @@ class OGM(Method):
         if len(model.modalities) != 2:
             raise ConfigError(f"method 'ogm' needs exactly two modalities, the model has "
                               f"{list(model.modalities)}; pick two modalities or use 'mlb'")
-        self.epoch = 0  # set by the trainer before every epoch, so nothing to checkpoint
         self.diagnostics: dict[str, float] = {}
 
-    def on_epoch_start(self, epoch, trainer, data):
-        self.epoch = epoch
-
     def active(self) -> bool:
-        p = self.params
-        return p.start_epoch <= self.epoch and (p.end_epoch is None or self.epoch <= p.end_epoch)
+        return self.in_window(self.params.start_epoch, self.params.end_epoch)
 
     def scores(self, model, batch, output) -> list[float]:
         y = batch["label"]

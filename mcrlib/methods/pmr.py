@@ -74,7 +74,6 @@ class PMR(Method):
         # Buffers, so a resumed run blends with the prototypes the interrupted run had.
         for i, m in enumerate(self.names):
             self.register_buffer(f"prototypes_{i}", torch.zeros(model.n_classes, model.encoders[m].out_dim))
-        self.epoch = 0
         self.diagnostics: dict[str, float] = {}
 
     def prototypes(self, m: str) -> torch.Tensor:
@@ -104,7 +103,7 @@ class PMR(Method):
                 for m in self.names}
 
     def on_epoch_start(self, epoch, trainer, data):
-        self.epoch = epoch
+        super().on_epoch_start(epoch, trainer, data)
         loader = data.loader("train", trainer.cfg.batch_size, epoch=epoch, seed=trainer.seed)
         # floor, as the code's `all_num // 10`, but at least one batch; 1e-9 absorbs float error
         n_batches = max(1, math.floor(len(loader) * self.params.prototype_fraction + 1e-9))
@@ -126,7 +125,7 @@ class PMR(Method):
         logits = {m: prototype_logits(output.latents[m], self.prototypes(m)) for m in self.names}
         # score_m = sum_i p_proto,m(y_i); only their order matters (rho > 1 or < 1)
         scores = torch.stack([F.softmax(logits[m].detach(), 1).gather(1, y[:, None]).sum() for m in self.names])
-        active = self.params.start_epoch <= self.epoch <= self.params.end_epoch
+        active = self.in_window(self.params.start_epoch, self.params.end_epoch)
         slow = self.slow_modalities(scores) if active else []
         proto = output.logits.new_zeros(())
         for m in slow:

@@ -30,6 +30,7 @@ class UniPreFrozen(_UniPre):
         model.encoders.requires_grad_(False)
 
     def on_epoch_start(self, epoch, trainer, data):
+        super().on_epoch_start(epoch, trainer, data)
         trainer.model.encoders.eval()  # keep batch-norm running statistics and disable dropout
 
 

@@ -11,7 +11,7 @@ import pandas as pd
 from mcrlib.config import (ConfigError, DataConfig, MethodConfig, ModelConfig, RunConfig, TrainConfig,
                            check, from_dict)
 from mcrlib.data.synthetic import GROUPS, SyntheticConfig
-from mcrlib.methods import METHODS, method_params
+from mcrlib.methods import method_params
 from mcrlib.methods.base import unimodal_configs
 from mcrlib.search import SearchConfig, select
 from mcrlib.sweep import run_all

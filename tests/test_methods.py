@@ -91,3 +91,14 @@ def test_cache_key_follows_the_method_code_and_config():
     # joint and mcr live in different files: editing one method does not invalidate the other
     assert code_fingerprint("joint") != code_fingerprint("mcr")
     assert code_fingerprint("joint") == code_fingerprint("multiloss")  # same file
+
+
+@pytest.mark.parametrize("name", sorted(set(METHODS) - {"unimodal"}))
+def test_every_method_trains_two_epochs_deterministically(name, tmp_path):
+    config = {**TINY_RUN, "train": {**TINY_RUN["train"], "max_epochs": 2},
+              "method": {"name": name, "params": {"copies": 4} if name == "mcr" else {}}}
+    a, b = run(config, tmp_path / "a"), run(config, tmp_path / "b")
+    assert a.metrics == b.metrics and a.history == b.history
+    torch.testing.assert_close(a.predictions["test"]["fused"], b.predictions["test"]["fused"], rtol=0, atol=0)
+    assert 0 <= a.metrics["test_acc_fused"] <= 1
+    assert name == "ensemble" or len(a.history) == 2

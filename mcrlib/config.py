@@ -96,17 +96,20 @@ def to_dict(config) -> dict:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Small MLP encoders, late linear fusion and one linear head per modality."""
-    hidden_dim: int = 128
-    latent_dim: int = 64
-    layers: int = 2            # hidden layers per encoder
-    dropout: float = 0.0
+    """Encoders chosen by each modality's input shape (vectors: MLP; spectrograms and images:
+    ResNet-18; frame stacks: ResNet-18 over frames), late linear fusion, one linear head each."""
+    hidden_dim: int = 128      # MLP
+    latent_dim: int = 64       # MLP
+    layers: int = 2            # MLP hidden layers
+    dropout: float = 0.0       # MLP
+    resnet_width: int = 64     # ResNet-18 base width; 64 is torchvision's ResNet-18
 
     def __post_init__(self):
         check(self.hidden_dim >= 1, "model.hidden_dim", self.hidden_dim, "an integer >= 1")
         check(self.latent_dim >= 1, "model.latent_dim", self.latent_dim, "an integer >= 1")
         check(self.layers >= 1, "model.layers", self.layers, "an integer >= 1")
         check(0 <= self.dropout < 1, "model.dropout", self.dropout, "a number in [0, 1)")
+        check(self.resnet_width >= 1, "model.resnet_width", self.resnet_width, "an integer >= 1")
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 
 from mcrlib.data import TensorSplits
+from mcrlib.metrics_regression import regression_head_metrics
 
 
 @torch.no_grad()
@@ -31,11 +32,13 @@ def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
 
 def head_metrics(predictions: dict[str, torch.Tensor], heads, task: str = "classification") -> dict[str, float]:
     """Classification: accuracy of each head and the fused cross-entropy.
-    Regression: mean absolute error of each head; the fused MAE is its loss."""
+    Regression (CMU-MOSI/MOSEI): the paper's metrics of each head (mcrlib.metrics_regression),
+    acc_<head> = binary accuracy without zero labels; the fused MAE is the loss."""
     labels = predictions["label"]
     if task == "regression":
-        metrics = {f"mae_{h}": (predictions[h].reshape(-1) - labels.float()).abs().mean().item()
-                   for h in heads}
+        metrics = regression_head_metrics(predictions, heads)
+        for h in heads:  # the paper's headline accuracy: the sign, zero labels left out
+            metrics[f"acc_{h}"] = metrics[f"acc2_{h}"]
         metrics["loss_fused"] = metrics["mae_fused"]
         return metrics
     metrics = {f"acc_{h}": accuracy(predictions[h], labels) for h in heads}

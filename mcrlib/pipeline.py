@@ -31,6 +31,7 @@ def execute(notebook: Path, section: str, *, root: Path, params_file: Path) -> P
     root = root.resolve()
     parameters = {
         **section_params(params_file, section),
+        "root_dir": str(root),
         "results_dir": str(root / "results" / section),
         "figures_dir": str(root / "figures"),
         "cache_dir": os.environ.get("MCR_RUN_CACHE", str(root / ".mcr-cache" / "runs")),

@@ -40,6 +40,7 @@ workers = 1
 results_dir = "../results/smoke/synthetic"
 figures_dir = "../figures/smoke"
 cache_dir = "../.mcr-cache/runs"
+root_dir = ".."
 
 # %%
 import json

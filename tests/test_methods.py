@@ -102,3 +102,20 @@ def test_every_method_trains_two_epochs_deterministically(name, tmp_path):
     torch.testing.assert_close(a.predictions["test"]["fused"], b.predictions["test"]["fused"], rtol=0, atol=0)
     assert 0 <= a.metrics["test_acc_fused"] <= 1
     assert name == "ensemble" or len(a.history) == 2
+
+
+def test_mcr_on_three_modality_regression_end_to_end(tmp_path):
+    """CMU-MOSI V-A-T from a fixture pickle: Transformer encoders, L1 task loss, MSE divergence,
+    all non-empty proper subsets of three modalities, the paper's regression metrics."""
+    from tests.fixtures.mosi import write_affect_pickle
+    pickle = write_affect_pickle(tmp_path / "raw", "mosi")
+    data = {"name": "mosi", "params": {"root": str(pickle), "modalities": ["vision", "text", "audio"],
+                                       "processed": str(tmp_path / "processed")}}
+    result = run({**TINY_RUN, "data": data, "train": {**TINY_RUN["train"], "batch_size": 4},
+                  "method": {"name": "mcr", "params": {"copies": 4, "subsets": "all"}}}, tmp_path / "runs")
+    history = result.history[-1]
+    assert {"train_D[vision]", "train_D[vision+text]", "train_D[text+audio]"} <= set(history)
+    for key in ("acc2_fused", "acc7_fused", "f1_fused", "mae_fused", "corr_fused", "mae_audio"):
+        assert f"test_{key}" in result.metrics
+    assert result.metrics["test_loss_fused"] == result.metrics["test_mae_fused"]
+    assert result.predictions["test"]["fused"].shape[1] == 1

@@ -2,10 +2,14 @@
 from __future__ import annotations
 
 from mcrlib.config import ConfigError, from_dict
+from mcrlib.data import avdigits, mosi
 from mcrlib.data.synthetic import SyntheticConfig, make_synthetic
 from mcrlib.data.tensors import TensorSplits
 
-DATASETS = {"synthetic": (SyntheticConfig, make_synthetic)}
+DATASETS = {"synthetic": (SyntheticConfig, make_synthetic),
+            "avdigits": (avdigits.AVDigitsData, avdigits.load),
+            "mosi": (mosi.MosiConfig, mosi.make_mosi),
+            "mosei": (mosi.MoseiConfig, mosi.make_mosi)}
 
 
 def dataset_params(name: str, params: dict):

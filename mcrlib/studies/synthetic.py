@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,9 +11,8 @@ from mcrlib.config import (ConfigError, DataConfig, MethodConfig, ModelConfig, R
                            check, from_dict)
 from mcrlib.data.synthetic import GROUPS, SyntheticConfig
 from mcrlib.methods import method_params
-from mcrlib.methods.base import unimodal_configs
-from mcrlib.search import SearchConfig, select
-from mcrlib.sweep import run_all
+from mcrlib.search import SearchConfig
+from mcrlib.studies.grid import grid_runs, run_grid
 
 MODALITIES = ("x1", "x2")
 
@@ -74,40 +72,21 @@ def load_study(params: dict) -> SyntheticStudyConfig:
 
 
 def study_runs(study: SyntheticStudyConfig, chosen: dict | None = None) -> list[tuple[dict, RunConfig]]:
-    """(labels, config) for every run: each method (at its chosen search setting) plus the
-    unimodal models, per ratio and seed."""
-    chosen = chosen or {}
-    runs = []
-    for ratio in study.ratios:
-        for seed in study.seeds:
-            for modality, config in unimodal_configs(study.run_config("joint", ratio, seed), MODALITIES).items():
-                runs.append(({"ratio": ratio, "seed": seed, "method": f"unimodal-{modality}", "setting": ""}, config))
-            for method in study.methods:
-                setting = chosen.get((method, ratio), {})
-                runs.append(({"ratio": ratio, "seed": seed, "method": method, "setting": json.dumps(setting)},
-                             study.run_config(method, ratio, seed, setting)))
-    return runs
+    """(labels, config) for every final run, per ratio and seed."""
+    return grid_runs(study.ratios, study.seeds, study.methods, study.run_config, lambda _: MODALITIES,
+                     chosen or {}, "ratio")
 
 
-def group_accuracy(predictions: dict) -> dict[str, float]:
+def group_accuracy(result) -> dict[str, float]:
     """Test accuracy of the fused prediction inside each generator group."""
-    correct = predictions["fused"].argmax(-1) == predictions["label"]
-    return {f"acc_{name}": correct[predictions["group"] == g].float().mean().item()
-            for g, name in enumerate(GROUPS)}
+    test = result.predictions["test"]
+    correct = test["fused"].argmax(-1) == test["label"]
+    return {f"acc_{name}": correct[test["group"] == g].float().mean().item() for g, name in enumerate(GROUPS)}
 
 
 def run_study(study: SyntheticStudyConfig, cache_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The search (validation accuracy of every trial), then one row per final run: labels,
     chosen setting, test/val accuracy and accuracy inside each sample group."""
-    chosen, trials = select(study.search, study.methods, study.ratios,
-                            lambda m, ratio, seed, trial: study.run_config(m, ratio, seed, trial),
-                            cache_dir, study.workers, desc="search")
-    labelled = study_runs(study, chosen)
-    results = run_all([c for _, c in labelled], cache_dir, study.workers, desc="synthetic runs")
-    rows = []
-    for (labels, _), result in zip(labelled, results):
-        test = result.predictions["test"]
-        rows.append({**labels, "test_acc": result.metrics["test_acc_fused"],
-                     "val_acc": result.metrics["val_acc_fused"],
-                     "epochs": result.metrics.get("epochs", 0), **group_accuracy(test)})
-    return pd.DataFrame(rows), trials.rename(columns={"cell": "ratio"})
+    return run_grid(cells=study.ratios, seeds=study.seeds, methods=study.methods, search=study.search,
+                    make_config=study.run_config, modalities=lambda _: MODALITIES, cache_dir=cache_dir,
+                    workers=study.workers, cell_name="ratio", columns=group_accuracy)

@@ -1,0 +1,87 @@
+"""Real benchmarks (paper Figure 4 and Table 1): every method on every configured dataset."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from mcrlib.config import (ConfigError, DataConfig, MethodConfig, ModelConfig, RunConfig, TrainConfig,
+                           check, from_dict)
+from mcrlib.data import DATASETS, load_dataset
+from mcrlib.methods import method_params
+from mcrlib.search import SearchConfig
+from mcrlib.studies.grid import run_grid
+
+
+@dataclass(frozen=True)
+class BenchmarkStudyConfig:
+    profile: str = "smoke"
+    datasets: dict = field(default_factory=dict)     # label -> {name, params} (a DataConfig)
+    seeds: tuple[int, ...] = (0, 1, 2)
+    methods: tuple[str, ...] = ("ensemble", "joint", "mcr")
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    method_params: dict = field(default_factory=dict)
+    search: SearchConfig = field(default_factory=SearchConfig)
+    workers: int = 1
+
+    def __post_init__(self):
+        check(len(self.datasets) > 0, "benchmarks.datasets", self.datasets, "at least one dataset")
+        check(len(self.seeds) > 0, "benchmarks.seeds", list(self.seeds), "a non-empty list of seeds")
+        for label, spec in self.datasets.items():
+            check(isinstance(spec, dict) and spec.get("name") in DATASETS, f"benchmarks.datasets.{label}",
+                  spec, f"{{name: one of {sorted(DATASETS)}, params: {{...}}}}")
+        for name in self.methods:
+            method_params(name, {})
+        for name, params in {**self.method_params, **self.search.grid}.items():
+            if name not in self.methods:
+                raise ConfigError(f"benchmarks: {name!r} has parameters but is not in benchmarks.methods")
+        for name, params in self.method_params.items():
+            method_params(name, params)
+
+    def data_config(self, label: str) -> DataConfig:
+        spec = self.datasets[label]
+        return DataConfig(name=spec["name"], params=spec.get("params", {}))
+
+    def run_config(self, method: str, label: str, seed: int, overrides: dict | None = None) -> RunConfig:
+        params = {**self.method_params.get(method, {}), **(overrides or {})}
+        return RunConfig(data=self.data_config(label), model=self.model, train=self.train, seed=seed,
+                         method=MethodConfig(name=method, params=params))
+
+
+def load_study(params: dict) -> BenchmarkStudyConfig:
+    return from_dict(BenchmarkStudyConfig, params, "benchmarks")
+
+
+def run_study(study: BenchmarkStudyConfig, cache_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(runs, trials): one row per final run (dataset, method, seed, accuracies), and the search."""
+    modalities = {label: load_dataset(spec["name"], spec.get("params", {})).modalities
+                  for label, spec in study.datasets.items()}
+    return run_grid(cells=list(study.datasets), seeds=study.seeds, methods=study.methods,
+                    search=study.search, make_config=study.run_config, modalities=modalities.__getitem__,
+                    cache_dir=cache_dir, workers=study.workers, cell_name="dataset")
+
+
+def gain_over_ensemble(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per dataset and method: test accuracy minus the Ensemble's of the same seed (Figure 4)."""
+    ensemble = runs[runs.method == "ensemble"].set_index(["dataset", "seed"])["test_acc"]
+    others = runs[runs.method != "ensemble"].copy()
+    others["gain"] = others["test_acc"].values - ensemble.loc[list(zip(others["dataset"], others["seed"]))].values
+    return others
+
+
+def resolve_datasets(datasets: dict, root_dir: str | Path) -> dict:
+    """Relative data paths are relative to the project's root; cached datasets (AV-Digits) also
+    get the fingerprint of their content, so a rebuilt dataset never reuses stale runs."""
+    resolved = {}
+    for label, spec in datasets.items():
+        params = dict(spec.get("params", {}))
+        if "path" in params:
+            params["path"] = str(Path(root_dir) / params["path"])
+            recipe = Path(params["path"]) / "recipe.json"
+            if recipe.exists() and "fingerprint" not in params:
+                params["fingerprint"] = json.loads(recipe.read_text())["fingerprint"]
+        resolved[label] = {**spec, "params": params}
+    return resolved

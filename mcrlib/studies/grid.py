@@ -1,0 +1,45 @@
+"""What every study does: search on validation, then each method (and the unimodal models)
+in every cell (a ratio, a dataset...) for every seed, through the run cache."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Callable, Sequence
+
+import pandas as pd
+
+from mcrlib.config import RunConfig
+from mcrlib.methods.base import unimodal_configs
+from mcrlib.search import SearchConfig, select
+from mcrlib.sweep import run_all
+
+MakeConfig = Callable[[str, object, int, dict], RunConfig]   # (method, cell, seed, overrides)
+
+
+def grid_runs(cells, seeds, methods, make_config: MakeConfig, modalities: Callable, chosen: dict,
+              cell_name: str) -> list[tuple[dict, RunConfig]]:
+    """(labels, config) of every final run: the unimodal models and each method at its chosen setting."""
+    runs = []
+    for cell in cells:
+        for seed in seeds:
+            for modality, config in unimodal_configs(make_config("joint", cell, seed, {}), modalities(cell)).items():
+                runs.append(({cell_name: cell, "seed": seed, "method": f"unimodal-{modality}", "setting": ""}, config))
+            for method in methods:
+                setting = chosen.get((method, cell), {})
+                runs.append(({cell_name: cell, "seed": seed, "method": method, "setting": json.dumps(setting)},
+                             make_config(method, cell, seed, setting)))
+    return runs
+
+
+def run_grid(*, cells: Sequence, seeds: Sequence[int], methods: Sequence[str], search: SearchConfig,
+             make_config: MakeConfig, modalities: Callable, cache_dir: str | Path, workers: int,
+             cell_name: str, columns: Callable | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(runs, trials): one row per final run with its labels, chosen setting, validation and test
+    accuracy and `columns(result)`; and every search trial with its validation accuracy."""
+    chosen, trials = select(search, methods, cells, make_config, cache_dir, workers, desc="search")
+    labelled = grid_runs(cells, seeds, methods, make_config, modalities, chosen, cell_name)
+    results = run_all([c for _, c in labelled], cache_dir, workers, desc=f"{cell_name} runs")
+    rows = [{**labels, "test_acc": r.metrics["test_acc_fused"], "val_acc": r.metrics["val_acc_fused"],
+             "epochs": r.metrics.get("epochs", 0), **(columns(r) if columns else {})}
+            for (labels, _), r in zip(labelled, results)]
+    return pd.DataFrame(rows), trials.rename(columns={"cell": cell_name})

@@ -1,0 +1,55 @@
+"""ResNet-18 encoders: torchvision's network at width 64, the same topology at other widths."""
+import pandas as pd
+import torch
+from torchvision.models import resnet18
+
+from mcrlib.config import ModelConfig
+from mcrlib.data.tensors import TensorSplits
+from mcrlib.models import FramesEncoder, ImageEncoder, build_model
+from mcrlib.studies.benchmarks import gain_over_ensemble
+
+
+def n_params(module):
+    return sum(p.numel() for p in module.parameters())
+
+
+def test_width_64_is_torchvisions_resnet18_on_one_channel():
+    enc = ImageEncoder(in_channels=1, width=64)
+    reference = resnet18(weights=None)
+    # only conv1 (1 instead of 3 input channels) and the removed classifier differ
+    expected = n_params(reference) - 64 * 3 * 7 * 7 + 64 * 1 * 7 * 7 - n_params(reference.fc)
+    assert n_params(enc) == expected
+    assert enc(torch.randn(2, 1, 64, 33)).shape == (2, 512)
+
+
+def test_narrow_resnet18_keeps_the_topology():
+    enc = ImageEncoder(in_channels=1, width=8, small_input=True)
+    blocks = [m for m in enc.modules() if type(m).__name__ == "BasicBlock"]
+    assert len(blocks) == 8 and enc.out_dim == 64
+    assert enc(torch.randn(3, 1, 8, 8)).shape == (3, 64)
+
+
+def test_frames_encoder_pools_over_time_and_normalises_uint8():
+    enc = FramesEncoder(width=8).eval()
+    frames = torch.randint(0, 256, (2, 3, 3, 32, 32), dtype=torch.uint8)
+    per_frame = torch.stack([enc.trunk((frames[:, t].float() / 255 - enc.mean) / enc.std) for t in range(3)], 1)
+    torch.testing.assert_close(enc(frames), per_frame.mean(1), rtol=1e-5, atol=1e-6)
+
+
+def test_build_model_picks_encoders_by_sample_shape():
+    splits = {s: {"audio": torch.randn(4, 1, 64, 33), "visual": torch.randn(4, 1, 8, 8),
+                  "video": torch.zeros(4, 2, 3, 32, 32, dtype=torch.uint8), "vec": torch.randn(4, 10),
+                  "label": torch.zeros(4, dtype=torch.long)} for s in ("train", "val", "test")}
+    data = TensorSplits(splits, modalities=("audio", "visual", "video", "vec"), n_classes=3)
+    model = build_model(ModelConfig(resnet_width=8), data)
+    kinds = {m: type(e).__name__ for m, e in model.encoders.items()}
+    assert kinds == {"audio": "ImageEncoder", "visual": "ImageEncoder", "video": "FramesEncoder", "vec": "MLPEncoder"}
+    out = model({k: v for k, v in splits["train"].items()})
+    assert out.logits.shape == (4, 3)
+
+
+def test_gain_over_ensemble_pairs_seeds():
+    runs = pd.DataFrame({"dataset": ["d"] * 4, "seed": [0, 1, 0, 1], "method": ["ensemble", "ensemble", "mcr", "mcr"],
+                         "test_acc": [0.5, 0.6, 0.55, 0.58]})
+    gains = gain_over_ensemble(runs)
+    assert gains["gain"].round(3).tolist() == [0.05, -0.02]

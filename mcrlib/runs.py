@@ -21,7 +21,7 @@ import yaml
 
 import mcrlib
 from mcrlib.config import RunConfig, from_dict, to_dict
-from mcrlib.data import load_dataset
+from mcrlib.data import DATASETS, load_dataset
 from mcrlib.evaluation import head_metrics
 from mcrlib.methods import METHODS, method_params
 from mcrlib.methods.ensemble import combine
@@ -31,10 +31,10 @@ from mcrlib.train import Trainer
 
 DEFAULT_CACHE = Path(os.environ.get("MCR_RUN_CACHE", ".mcr-cache/runs"))
 # The parts of the library whose changes change any trained model; analysis code is not here,
-# and of the methods only the interface: each run adds its own method's file (adding or editing
-# one method does not invalidate the cached runs of the others).
-_TRAINING_CODE = ("atomic.py", "config.py", "train.py", "evaluation.py", "runs.py", "data", "models", "losses",
-                  "methods/base.py")
+# and of the methods and datasets only the interfaces: each run adds its own method's and its
+# own dataset's files (adding or editing one does not invalidate the cached runs of the others).
+_TRAINING_CODE = ("atomic.py", "config.py", "train.py", "evaluation.py", "metrics_regression.py", "runs.py",
+                  "data/tensors.py", "models", "losses", "methods/base.py")
 
 
 @dataclass
@@ -49,18 +49,19 @@ class RunResult:
         return torch.load(self.path / "model.pt", map_location="cpu", weights_only=True)
 
 
-def code_fingerprint(method: str) -> str:
+def code_fingerprint(method: str, dataset: str = "synthetic") -> str:
     root = Path(mcrlib.__file__).parent
     digest = hashlib.sha256()
     for name in _TRAINING_CODE:
         for path in sorted((root / name).rglob("*.py")) if (root / name).is_dir() else [root / name]:
             digest.update(path.read_bytes())
     digest.update(Path(inspect.getsourcefile(METHODS[method])).read_bytes())
+    digest.update(Path(inspect.getsourcefile(DATASETS[dataset][1])).read_bytes())
     return digest.hexdigest()[:12]
 
 
 def run_key(config: RunConfig) -> str:
-    text = json.dumps(to_dict(config), sort_keys=True) + code_fingerprint(config.method.name)
+    text = json.dumps(to_dict(config), sort_keys=True) + code_fingerprint(config.method.name, config.data.name)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

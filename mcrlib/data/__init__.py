@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 from mcrlib.config import ConfigError, from_dict
-from mcrlib.data import avdigits, cremad, mosi, sthsth
+from mcrlib.data import ave, avdigits, cremad, mosi, sthsth, ucf
 from mcrlib.data.synthetic import SyntheticConfig, make_synthetic
 from mcrlib.data.tensors import TensorSplits
 
 DATASETS = {"synthetic": (SyntheticConfig, make_synthetic),
             "avdigits": (avdigits.AVDigitsData, avdigits.load),
             "cremad": (cremad.CremadConfig, cremad.build),
+            "ave": (ave.AVEConfig, ave.build),
+            "ucf51": (ucf.UCF51Config, ucf.build),
             "mosi": (mosi.MosiConfig, mosi.make_mosi),
             "mosei": (mosi.MoseiConfig, mosi.make_mosi),
             "sthsth": (sthsth.SthSthConfig, sthsth.make_sthsth)}

@@ -53,7 +53,7 @@ class Method(nn.Module):
     name = "base"
     # Set by composite methods (e.g. the ensemble) that combine other runs instead of training.
     composite = False
-    # Set by methods that read the unimodal runs (ensemble, Uni-Pre): sweeps run those first.
+    # Set by methods that may read the unimodal runs (ensemble, Uni-Pre, MCR): sweeps run those first.
     uses_unimodal_runs = False
 
     @dataclass(frozen=True)

@@ -12,11 +12,12 @@ from typing import Literal
 
 from mcrlib.config import check
 from mcrlib.losses import CEBDecoder, contrastive_loss, jsd, make_perturbation, mipd_loss, mse_divergence
-from mcrlib.methods.base import Method, register, task_loss
+from mcrlib.methods.base import Method, register, task_loss, unimodal_configs
 
 
 @register("mcr")
 class MCR(Method):
+    uses_unimodal_runs = True   # with init_from_unimodal
 
     @dataclass(frozen=True)
     class Params:
@@ -32,12 +33,19 @@ class MCR(Method):
         detach_reference: bool = False
         contrastive: Literal["ntxent", "supcon"] = "ntxent"
         temperature: float = 0.5
+        init_from_unimodal: bool = False   # start from the unimodal runs' encoders (METHOD.md table)
 
         def __post_init__(self):
             for key in ("lambda_mipd", "lambda_uni", "lambda_con", "lambda_ceb"):
                 check(getattr(self, key) >= 0, f"method.params.{key}", getattr(self, key), "a weight >= 0")
             check(self.copies >= 1, "method.params.copies", self.copies, "P >= 1 perturbed copies")
             check(self.temperature > 0, "method.params.temperature", self.temperature, "a temperature > 0")
+
+    @classmethod
+    def pretrained_encoders(cls, config, modalities):
+        if config.method.params.get("init_from_unimodal", False):
+            return unimodal_configs(config, modalities)
+        return {}
 
     def __init__(self, params, *, model, task="classification"):
         super().__init__(params, model=model, task=task)

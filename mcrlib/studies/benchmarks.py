@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from mcrlib.config import (ConfigError, DataConfig, MethodConfig, ModelConfig, RunConfig, TrainConfig,
-                           check, from_dict)
+                           check, from_dict, to_dict)
 from mcrlib.data import DATASETS, load_dataset
 from mcrlib.methods import method_params
 from mcrlib.search import SearchConfig
@@ -18,7 +18,9 @@ from mcrlib.studies.grid import run_grid
 @dataclass(frozen=True)
 class BenchmarkStudyConfig:
     profile: str = "smoke"
-    datasets: dict = field(default_factory=dict)     # label -> {name, params} (a DataConfig)
+    # label -> {name, params, and optionally: folds (one per seed, as data.params.fold),
+    # model / train / method_params (this dataset's overrides, e.g. METHOD.md's per-dataset table)}
+    datasets: dict = field(default_factory=dict)
     seeds: tuple[int, ...] = (0, 1, 2)
     methods: tuple[str, ...] = ("ensemble", "joint", "mcr")
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -30,9 +32,16 @@ class BenchmarkStudyConfig:
     def __post_init__(self):
         check(len(self.datasets) > 0, "benchmarks.datasets", self.datasets, "at least one dataset")
         check(len(self.seeds) > 0, "benchmarks.seeds", list(self.seeds), "a non-empty list of seeds")
+        allowed = {"name", "params", "folds", "model", "train", "method_params"}
         for label, spec in self.datasets.items():
-            check(isinstance(spec, dict) and spec.get("name") in DATASETS, f"benchmarks.datasets.{label}",
-                  spec, f"{{name: one of {sorted(DATASETS)}, params: {{...}}}}")
+            check(isinstance(spec, dict) and spec.get("name") in DATASETS and set(spec) <= allowed,
+                  f"benchmarks.datasets.{label}", spec,
+                  f"{{name: one of {sorted(DATASETS)}, params: {{...}}}} with optional keys {sorted(allowed - {'name', 'params'})}")
+            check(len(spec.get("folds", self.seeds)) == len(self.seeds), f"benchmarks.datasets.{label}.folds",
+                  spec.get("folds"), f"one fold per seed ({len(self.seeds)})")
+            for seed in self.seeds[:1]:
+                for method in self.methods:
+                    self.run_config(method, label, seed)  # every override is validated here
         for name in self.methods:
             method_params(name, {})
         for name, params in {**self.method_params, **self.search.grid}.items():
@@ -41,13 +50,20 @@ class BenchmarkStudyConfig:
         for name, params in self.method_params.items():
             method_params(name, params)
 
-    def data_config(self, label: str) -> DataConfig:
+    def data_config(self, label: str, seed: int) -> DataConfig:
         spec = self.datasets[label]
-        return DataConfig(name=spec["name"], params=spec.get("params", {}))
+        params = dict(spec.get("params", {}))
+        if "folds" in spec:  # CREMA-D: the spread is over folds, one per seed
+            params["fold"] = spec["folds"][list(self.seeds).index(seed)]
+        return DataConfig(name=spec["name"], params=params)
 
     def run_config(self, method: str, label: str, seed: int, overrides: dict | None = None) -> RunConfig:
-        params = {**self.method_params.get(method, {}), **(overrides or {})}
-        return RunConfig(data=self.data_config(label), model=self.model, train=self.train, seed=seed,
+        spec = self.datasets[label]
+        params = {**self.method_params.get(method, {}), **spec.get("method_params", {}).get(method, {}),
+                  **(overrides or {})}
+        model = from_dict(ModelConfig, {**to_dict(self.model), **spec.get("model", {})}, f"benchmarks.datasets.{label}.model")
+        train = from_dict(TrainConfig, {**to_dict(self.train), **spec.get("train", {})}, f"benchmarks.datasets.{label}.train")
+        return RunConfig(data=self.data_config(label, seed), model=model, train=train, seed=seed,
                          method=MethodConfig(name=method, params=params))
 
 

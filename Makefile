@@ -4,7 +4,7 @@ PYTHON ?= python3
 BIN := $(abspath $(VENV))/bin
 export PATH := $(BIN):$(PATH)
 
-.PHONY: setup repro test notebooks clean-smoke
+.PHONY: setup repro test notebooks paper-profile
 
 setup: $(VENV)/.installed
 
@@ -29,3 +29,7 @@ test: setup
 notebooks: setup
 	jupytext --sync notebooks/*.py
 	for nb in notebooks/*.ipynb; do jupytext --execute --set-kernel python3 "$$nb"; done
+
+# Switch params.yaml to the paper's datasets and settings (GPU); `git checkout params.yaml` undoes it.
+paper-profile:
+	cp profiles/paper.yaml params.yaml

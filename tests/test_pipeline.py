@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from mcrlib.config import ConfigError
+from mcrlib.config import ConfigError, from_dict
 from mcrlib.pipeline import execute
 from mcrlib.studies.synthetic import load_study, study_runs
 
@@ -108,3 +108,26 @@ def test_every_file_the_stage_writes_is_declared_in_dvc_yaml(smoke_stage):
     written = {str(p.relative_to(root)) for folder in ("results", "figures")
                for p in (root / folder).rglob("*") if p.is_file()}
     assert written == declared
+
+
+@pytest.mark.parametrize("profile", ["params.yaml", "profiles/paper.yaml"])
+def test_every_profile_validates_before_anything_runs(profile):
+    from mcrlib.data.avdigits import AVDigitsConfig
+    from mcrlib.studies import benchmarks
+    params = yaml.safe_load((ROOT / profile).read_text())
+    assert set(params) == {"synthetic", "avdigits", "benchmarks"}
+    load_study(params["synthetic"])
+    from_dict(AVDigitsConfig, params["avdigits"]["data"], "avdigits.data")
+    study = benchmarks.load_study(params["benchmarks"])
+    assert "AV-Digits" in study.datasets
+
+
+def test_paper_profile_uses_the_per_dataset_settings():
+    from mcrlib.studies import benchmarks
+    study = benchmarks.load_study(yaml.safe_load((ROOT / "profiles/paper.yaml").read_text())["benchmarks"])
+    cremad = [study.run_config("mcr", "CREMA-D", seed) for seed in study.seeds]
+    assert [c.data.params["fold"] for c in cremad] == [0, 1, 2]
+    assert cremad[0].train.lr == 1e-4 and cremad[0].method.params["init_from_unimodal"] is True
+    sth = study.run_config("mcr", "Sth-Sth V2 RGB+flow", 0)
+    assert sth.train.optimizer == "adamw" and sth.method.params["copies"] == 16
+    assert study.run_config("joint", "MOSI V-A-T", 0).data.params["modalities"] == ["vision", "text", "audio"]

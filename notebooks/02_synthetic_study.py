@@ -51,7 +51,8 @@ import pandas as pd
 
 from mcrlib.analysis.plots import lines_with_bands, save_figure
 from mcrlib.analysis.tables import export_table, format_pm, mean_std
-from mcrlib.atomic import atomic_path, write_text
+from mcrlib.atomic import write_text
+from mcrlib.studies.grid import save_runs
 from mcrlib.studies.synthetic import load_study, run_study
 
 study = load_study(dict(profile=profile, ratios=ratios, unique2=unique2, seeds=seeds, methods=methods,
@@ -72,10 +73,7 @@ print(f"profile {study.profile}: ratios {list(study.ratios)}, u2 = {study.unique
 
 # %%
 runs, trials = run_study(study, cache_dir)
-with atomic_path(results_dir / "runs.csv") as tmp:
-    runs.to_csv(tmp, index=False)
-with atomic_path(results_dir / "search.csv") as tmp:
-    trials.to_csv(tmp, index=False)
+save_runs(runs, trials, results_dir)
 runs.head()
 
 # %% [markdown]

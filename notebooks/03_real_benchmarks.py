@@ -41,8 +41,9 @@ import matplotlib.pyplot as plt
 
 from mcrlib.analysis.plots import save_figure
 from mcrlib.analysis.tables import export_table, format_pm, mean_std
-from mcrlib.atomic import atomic_path, write_text
+from mcrlib.atomic import write_text
 from mcrlib.studies.benchmarks import gain_over_ensemble, load_study, resolve_datasets, run_study
+from mcrlib.studies.grid import save_runs
 
 study = load_study(dict(profile=profile, datasets=resolve_datasets(datasets, root_dir), seeds=seeds,
                         methods=methods, model=model, train=train, method_params=method_params,
@@ -58,10 +59,7 @@ print(f"profile {study.profile}: datasets {list(study.datasets)}, seeds {list(st
 
 # %%
 runs, trials = run_study(study, cache_dir)
-with atomic_path(results_dir / "runs.csv") as tmp:
-    runs.to_csv(tmp, index=False)
-with atomic_path(results_dir / "search.csv") as tmp:
-    trials.to_csv(tmp, index=False)
+save_runs(runs, trials, results_dir)
 runs.head()
 
 # %% [markdown]

@@ -32,36 +32,25 @@ from torch import nn
 
 from mcrlib.config import ConfigError, check
 from mcrlib.methods.base import Method, register
+from mcrlib.models.fusion import LateLinearFusion
 
 
-class CosineFusion(nn.Module):
-    """h(z_1..z_M) = sum_m s * cos(z_m, w_{m,k}). Same interface as LateLinearFusion: bias-free
-    branches (one per modality), `bias`, `contributions`, `combine`, so sliced unimodal logits and
-    MCR's per-branch detaching keep working."""
+class CosineFusion(LateLinearFusion):
+    """h(z_1..z_M) = sum_m s * cos(z_m, w_{m,k}). LateLinearFusion's branches, `combine` and
+    interface (so sliced unimodal logits and per-branch detaching keep working), with cosine
+    contributions and no bias."""
 
     def __init__(self, *, latent_dims: Sequence[int], n_classes: int, scale: float = 10.0):
-        super().__init__()
-        self.branches = nn.ModuleList(nn.Linear(d, n_classes, bias=False) for d in latent_dims)
+        super().__init__(latent_dims=latent_dims, n_classes=n_classes)
         self.scale = scale
         # MMCosine has no bias; a zero buffer (not trained, not saved) keeps `fusion.bias / M` valid.
+        del self.bias
         self.register_buffer("bias", torch.zeros(n_classes), persistent=False)
 
     def contributions(self, latents: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         """s * cos(z_m, w_{m,k}) for every modality m: each row of W_m is one class's weight."""
         return [self.scale * F.linear(F.normalize(z, dim=1), F.normalize(branch.weight, dim=1))
                 for branch, z in zip(self.branches, latents)]
-
-    def combine(self, contributions: Sequence[torch.Tensor],
-                detach: Sequence[bool] | None = None) -> torch.Tensor:
-        """Sum of the modalities' cosine logits; a detached one passes no gradient back."""
-        detach = detach or [False] * len(contributions)
-        total = self.bias
-        for c, d in zip(contributions, detach):
-            total = total + (c.detach() if d else c)
-        return total
-
-    def forward(self, latents: Sequence[torch.Tensor], detach: Sequence[bool] | None = None):
-        return self.combine(self.contributions(latents), detach)
 
 
 @register("mmcosine")

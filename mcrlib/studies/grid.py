@@ -8,6 +8,7 @@ from typing import Callable, Sequence
 
 import pandas as pd
 
+from mcrlib.atomic import atomic_path
 from mcrlib.config import RunConfig
 from mcrlib.methods.base import unimodal_configs
 from mcrlib.search import SearchConfig, select
@@ -43,3 +44,10 @@ def run_grid(*, cells: Sequence, seeds: Sequence[int], methods: Sequence[str], s
              "epochs": r.metrics.get("epochs", 0), **(columns(r) if columns else {})}
             for (labels, _), r in zip(labelled, results)]
     return pd.DataFrame(rows), trials.rename(columns={"cell": cell_name})
+
+
+def save_runs(runs: pd.DataFrame, trials: pd.DataFrame, results_dir: str | Path) -> None:
+    """runs.csv and search.csv of a study, written atomically."""
+    for frame, name in ((runs, "runs.csv"), (trials, "search.csv")):
+        with atomic_path(Path(results_dir) / name) as tmp:
+            frame.to_csv(tmp, index=False)

@@ -44,6 +44,8 @@ root_dir = ".."
 
 # %%
 import json
+
+from IPython.display import display
 from pathlib import Path
 
 import matplotlib.pyplot as plt

@@ -28,7 +28,6 @@ from typing import Sequence
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from mcrlib.config import ConfigError, check
 from mcrlib.methods.base import Method, register

@@ -44,12 +44,11 @@ root_dir = ".."
 
 # %%
 import json
-
-from IPython.display import display
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pandas as pd
+from IPython.display import display
 
 from mcrlib.analysis.plots import lines_with_bands, save_figure
 from mcrlib.analysis.tables import export_table, format_pm, mean_std

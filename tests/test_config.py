@@ -24,7 +24,7 @@ def build(**overrides):
     ({"method__params__latent_source": "eval"}, ["latent_source", "train", "eval_reforward"]),
     ({"method__params__lambda_mpid": 1.0}, ["lambda_mpid", "lambda_mipd"]),
     ({"method__params__copies": 0}, ["copies", "0", "P >= 1"]),
-    ({"data__name": "cremad"}, ["data.name", "'cremad'", "synthetic"]),
+    ({"data__name": "crema-d"}, ["data.name", "'crema-d'", "cremad", "synthetic"]),
     ({"data__params__shared": 0.6}, ["shared+unique1+unique2", "sum to 1"]),
     ({"data__params__n_clases": 5}, ["n_clases", "n_classes"]),
     ({"train__lr": 0}, ["train.lr", "0", "> 0"]),

@@ -34,3 +34,21 @@ def model_and_batch(n_modalities=2, n_classes=5, batch=16, *, hidden=8, dims=Non
 
 class Interrupt(Exception):
     """Raised by a callback to kill a run mid-way in resume tests."""
+
+
+def resume_after_kill(make_trainer, data, tmp_path, kill_at: int):
+    """(uninterrupted trainer, its FitResult, resumed trainer, its FitResult): the second run is
+    killed by a callback after epoch `kill_at` and restarted from its checkpoint.
+    `make_trainer(checkpoint_path, callbacks)` must build identical trainers."""
+    import pytest
+
+    reference = make_trainer(tmp_path / "reference.pt", ())
+    reference_fit = reference.fit(data)
+
+    def kill(_trainer, epoch, _record):
+        if epoch == kill_at:
+            raise Interrupt
+    with pytest.raises(Interrupt):
+        make_trainer(tmp_path / "killed.pt", [kill]).fit(data)
+    resumed = make_trainer(tmp_path / "killed.pt", ())
+    return reference, reference_fit, resumed, resumed.fit(data)

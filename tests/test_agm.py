@@ -14,7 +14,7 @@ from mcrlib.runs import run
 from mcrlib.train import Trainer
 from functools import partial
 
-from tests.conftest import TINY_RUN, Interrupt
+from tests.conftest import TINY_RUN, resume_after_kill
 from tests.conftest import model_and_batch as _model_and_batch
 
 
@@ -143,16 +143,8 @@ def test_resumed_run_equals_uninterrupted(tiny_data, tmp_path):
         cfg = TrainConfig(max_epochs=3, batch_size=32, patience=3, progress=False)
         return Trainer(model, agm(model), cfg, seed=1, checkpoint_path=checkpoint, callbacks=callbacks)
 
-    reference = trainer(tmp_path / "a.pt")
-    ref = reference.fit(tiny_data)
-
-    def stop(_trainer, epoch, _record):
-        if epoch == 1:
-            raise Interrupt
-    with pytest.raises(Interrupt):
-        trainer(tmp_path / "b.pt", [stop]).fit(tiny_data)
-    resumed = trainer(tmp_path / "b.pt")
-    assert resumed.fit(tiny_data).history == ref.history
+    reference, ref, resumed, again = resume_after_kill(trainer, tiny_data, tmp_path, kill_at=1)
+    assert again.history == ref.history
     torch.testing.assert_close(resumed.method.running_score, reference.method.running_score, rtol=0, atol=0)
 
 

@@ -10,7 +10,7 @@ from mcrlib.methods.mslr import MSLR  # noqa: F401  (registers "mslr")
 from mcrlib.models import build_model
 from mcrlib.runs import run
 from mcrlib.train import Trainer, warmup_cosine
-from tests.conftest import TINY_RUN, Interrupt
+from tests.conftest import TINY_RUN, resume_after_kill
 
 
 def mslr(model, **params):
@@ -100,16 +100,8 @@ def test_resumed_run_equals_uninterrupted(tiny_data, tmp_path):
         cfg = TrainConfig(max_epochs=4, batch_size=32, patience=4, progress=False)
         return Trainer(model, mslr(model, window=1), cfg, seed=2, checkpoint_path=checkpoint, callbacks=callbacks)
 
-    reference = trainer(tmp_path / "a.pt")
-    ref = reference.fit(tiny_data)
-
-    def stop(_trainer, epoch, _record):
-        if epoch == 2:
-            raise Interrupt
-    with pytest.raises(Interrupt):
-        trainer(tmp_path / "b.pt", [stop]).fit(tiny_data)
-    resumed = trainer(tmp_path / "b.pt")
-    assert resumed.fit(tiny_data).history == ref.history
+    reference, ref, resumed, again = resume_after_kill(trainer, tiny_data, tmp_path, kill_at=2)
+    assert again.history == ref.history
     for key in ("scale", "memory", "filled"):
         torch.testing.assert_close(getattr(resumed.method, key), getattr(reference.method, key), rtol=0, atol=0)
 

@@ -14,7 +14,7 @@ from mcrlib.methods.pmr import PMR  # noqa: F401  (registers "pmr")
 from mcrlib.models import MultimodalModel, build_model
 from mcrlib.runs import run
 from mcrlib.train import Trainer
-from tests.conftest import TINY_RUN, Interrupt
+from tests.conftest import TINY_RUN, resume_after_kill
 
 
 class GainEncoder(nn.Module):
@@ -163,11 +163,5 @@ def test_resume_restores_the_prototypes(tiny_data, tmp_path):
         cfg = TrainConfig(max_epochs=4, batch_size=32, patience=4, progress=False)
         return Trainer(model, method, cfg, seed=3, checkpoint_path=checkpoint, callbacks=callbacks)
 
-    reference = trainer(tmp_path / "a.pt").fit(tiny_data)
-
-    def kill(_trainer, epoch, _record):
-        if epoch == 2:
-            raise Interrupt
-    with pytest.raises(Interrupt):
-        trainer(tmp_path / "b.pt", [kill]).fit(tiny_data)
-    assert trainer(tmp_path / "b.pt").fit(tiny_data).history == reference.history
+    _, reference, _, resumed = resume_after_kill(trainer, tiny_data, tmp_path, kill_at=2)
+    assert resumed.history == reference.history

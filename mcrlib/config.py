@@ -167,3 +167,9 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     method: MethodConfig = field(default_factory=MethodConfig)
     seed: int = 0
+    # Save every encoder's features of this many training samples (and of the whole test split)
+    # after every epoch, for linear probes (competition analysis); 0: none.
+    record_features: int = 0
+
+    def __post_init__(self):
+        check(self.record_features >= 0, "record_features", self.record_features, "an integer >= 0")

@@ -27,10 +27,13 @@ def section_params(params_file: Path, section: str) -> dict:
     return params[section]
 
 
-def execute(notebook: Path, section: str, *, root: Path, params_file: Path) -> Path:
+def execute(notebook: Path, section: str, *, root: Path, params_file: Path, also: tuple[str, ...] = ()) -> Path:
+    """Run `notebook` with the keys of `section` as parameters, and each section named in `also`
+    as one dict parameter of that name (an analysis that reads other sections' runs)."""
     root = root.resolve()
     parameters = {
         **section_params(params_file, section),
+        **{name: section_params(params_file, name) for name in also},
         "root_dir": str(root),
         "results_dir": str(root / "results" / section),
         "figures_dir": str(root / "figures"),
@@ -48,9 +51,12 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("notebook", type=Path, help="a notebooks/*.py percent file")
     parser.add_argument("--section", required=True, help="the params.yaml section to inject")
+    parser.add_argument("--with", dest="also", nargs="*", default=[],
+                        help="other params.yaml sections, each injected as one dict parameter")
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     args = parser.parse_args(argv)
-    print(f"executed copy: {execute(args.notebook, args.section, root=Path.cwd(), params_file=args.params)}")
+    output = execute(args.notebook, args.section, root=Path.cwd(), params_file=args.params, also=tuple(args.also))
+    print(f"executed copy: {output}")
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ import mcrlib
 from mcrlib.config import RunConfig, from_dict, to_dict
 from mcrlib.data import DATASETS, load_dataset
 from mcrlib.evaluation import head_metrics
+from mcrlib.features import FeatureRecorder
 from mcrlib.methods import METHODS, method_params
 from mcrlib.methods.ensemble import combine
 from mcrlib.models import build_model
@@ -33,7 +34,7 @@ DEFAULT_CACHE = Path(os.environ.get("MCR_RUN_CACHE", ".mcr-cache/runs"))
 # The parts of the library whose changes change any trained model; analysis code is not here,
 # and of the methods and datasets only the interfaces: each run adds its own method's and its
 # own dataset's files (adding or editing one does not invalidate the cached runs of the others).
-_TRAINING_CODE = ("atomic.py", "config.py", "train.py", "evaluation.py", "metrics_regression.py", "runs.py",
+_TRAINING_CODE = ("atomic.py", "config.py", "train.py", "evaluation.py", "metrics_regression.py", "runs.py", "features.py",
                   "data/tensors.py", "models", "losses", "methods/base.py")
 
 
@@ -98,8 +99,9 @@ def _train(config: RunConfig, path: Path, data, cache_dir) -> RunResult:
     model = build_model(config.model, data, modalities)
     _load_pretrained_encoders(model, members, cache_dir)
     method = method_cls(params, model=model, task=data.task)
+    callbacks = [FeatureRecorder(data, path / "features", config.record_features)] if config.record_features else []
     trainer = Trainer(model, method, config.train, seed=config.seed, task=data.task,
-                      checkpoint_path=path / "checkpoint.pt",
+                      checkpoint_path=path / "checkpoint.pt", callbacks=callbacks,
                       description=f"{config.method.name} seed {config.seed}")
     fit = trainer.fit(data)
     save_torch(fit.best_state, path / "model.pt")

@@ -115,8 +115,10 @@ def test_every_profile_validates_before_anything_runs(profile):
     from mcrlib.data.avdigits import AVDigitsConfig
     from mcrlib.studies import benchmarks
     params = yaml.safe_load((ROOT / profile).read_text())
-    assert set(params) == {"synthetic", "avdigits", "benchmarks"}
+    assert {"synthetic", "avdigits", "benchmarks", "competition"} <= set(params)
     load_study(params["synthetic"])
+    from mcrlib.studies.competition import CompetitionConfig
+    from_dict(CompetitionConfig, params["competition"], "competition")
     from_dict(AVDigitsConfig, params["avdigits"]["data"], "avdigits.data")
     study = benchmarks.load_study(params["benchmarks"])
     assert "AV-Digits" in study.datasets

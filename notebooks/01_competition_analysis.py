@@ -1,0 +1,109 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Competition analysis: appendix A.1, Figure 6
+#
+# When two modalities train jointly, one can stay under-trained. We follow joint training epoch by
+# epoch: the fused test accuracy, and a linear probe (logistic regression on the frozen features)
+# on each encoder's features, with the unimodal ensemble's accuracy as a dashed reference. The
+# paper's observation: one modality's probe stays near chance under joint training. The same
+# curves for MCR sit beside it. Features are recorded during training by a trainer callback
+# (`record_features`), never by retraining; the probes are fitted here.
+#
+# The `synthetic` and `benchmarks` dicts are the sections of those studies (the pipeline injects
+# them), so the runs followed here share their data, model and budget. Defaults: smoke profile.
+
+# %% tags=["parameters"]
+methods = ["joint", "mcr"]
+seeds = [0]
+synthetic_ratio = 4.0
+record_features = 200
+workers = 1
+synthetic = {"profile": "smoke", "ratios": [4.0], "unique2": 0.1, "seeds": [0], "methods": ["joint", "ensemble", "mcr"],
+             "data": {"latent_dim": 8, "input_dim": 64, "mean_scale": 2.5, "n_train": 256, "n_val": 256, "n_test": 512},
+             "model": {"hidden_dim": 32, "latent_dim": 16},
+             "train": {"max_epochs": 6, "batch_size": 32, "patience": 6, "progress": False},
+             "method_params": {"mcr": {"copies": 8}}}
+benchmarks = None
+results_dir = "../results/smoke/competition"
+figures_dir = "../figures/smoke"
+cache_dir = "../.mcr-cache/runs"
+root_dir = ".."
+
+# %%
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+
+from mcrlib.analysis.plots import save_figure
+from mcrlib.analysis.tables import export_table, format_pm, mean_std
+from mcrlib.atomic import atomic_path, write_text
+from mcrlib.studies.competition import run_competition
+
+results_dir, figures_dir = Path(results_dir), Path(figures_dir)
+curves, ensemble = run_competition(
+    dict(methods=methods, seeds=seeds, synthetic_ratio=synthetic_ratio, record_features=record_features,
+         workers=workers), synthetic, benchmarks, root_dir, cache_dir)
+with atomic_path(results_dir / "curves.csv") as tmp:
+    curves.to_csv(tmp, index=False)
+curves.head()
+
+# %% [markdown]
+# ## Figure 6: fused accuracy and per-encoder probes per epoch (mean over seeds)
+
+# %%
+probe_columns = [c for c in curves.columns if c.startswith("probe ")]
+datasets, methods_run = list(curves["dataset"].unique()), list(curves["method"].unique())
+fig, axes = plt.subplots(len(datasets), len(methods_run), figsize=(4.2 * len(methods_run), 3.2 * len(datasets)),
+                         squeeze=False, sharey="row")
+for row, dataset in enumerate(datasets):
+    reference = ensemble[ensemble["dataset"] == dataset]["ensemble"].mean()
+    for col, method in enumerate(methods_run):
+        ax = axes[row][col]
+        part = curves[(curves["dataset"] == dataset) & (curves["method"] == method)]
+        mean = part.groupby("epoch")[["fused", *probe_columns]].mean()
+        for column in ["fused", *probe_columns]:
+            ax.plot(mean.index, mean[column].values, label=column, lw=2.2 if column == "fused" else 1.5)
+        ax.axhline(reference, ls="--", color="0.4", label="ensemble")
+        ax.set(title=f"{dataset}: {method}", xlabel="epoch", ylabel="test accuracy")
+        ax.grid(alpha=0.3)
+axes[0][-1].legend(frameon=False, loc="center left", bbox_to_anchor=(1.01, 0.5))
+fig.tight_layout()
+save_figure(fig, figures_dir / "fig6_competition")
+plt.show()
+plt.close(fig)
+
+# %% [markdown]
+# ## At the best epoch: fused accuracy and each encoder's probe (mean ± std over seeds)
+# "Best" is the last recorded epoch of each run, i.e. early stopping's stopping point.
+
+# %%
+last = curves.sort_values("epoch").groupby(["dataset", "method", "seed"]).tail(1)
+long = last.melt(id_vars=["dataset", "method", "seed"], value_vars=["fused", *probe_columns], var_name="head")
+long["row"] = long["method"] + " / " + long["head"]
+table = format_pm(mean_std(long, index="row", columns="dataset", value="value"), index="row", columns="dataset")
+export_table(table, results_dir / "probe_table", caption="Test accuracy of the fused head and of a linear "
+             "probe on each encoder's features after the last epoch (mean ± std over seeds)")
+table
+
+# %% [markdown]
+# ## Key numbers (checked by `pytest --nbval-lax` on the smoke profile)
+
+# %%
+means = last.groupby(["dataset", "method"])[["fused", *probe_columns]].mean().round(4)
+write_text(means.reset_index().to_json(orient="records", indent=1), results_dir / "metrics.json")
+# NBVAL_CHECK_OUTPUT
+print(means.round(3).to_string())

@@ -9,7 +9,9 @@ Strategies (the game of section 3.2), summed over the perturbed subsets S:
   independent   -sum_m sum_{S contains m} D_{m<-S}
   collaborative -sum_S D_all(S)
 The loss is lambda_M times that sum. All P perturbed copies are evaluated in one pass of the
-fusion head on P*B rows; the encoders are not run again.
+fusion head on P*B rows per perturbed subset. A latent perturbation runs no encoder again; an
+input perturbation's latents come from the caller (MCR passes the perturbed inputs through the
+encoders once per step) as `perturbed`.
 """
 from __future__ import annotations
 
@@ -48,25 +50,27 @@ def mipd_loss(fusion, clean_logits: torch.Tensor, latents: Sequence[torch.Tensor
               strategy: Strategy, perturbation, divergence: Callable,
               subsets: Literal["singletons", "all"] = "singletons",
               detach_reference: bool = False, generator: torch.Generator | None = None,
-              names: Sequence[str] | None = None):
+              names: Sequence[str] | None = None, perturbed: Sequence[torch.Tensor] | None = None):
     """Returns (sum of signed divergences, {"D[perturbed subset]": divergence value}).
 
     `fusion` must expose `contributions(latents)` and `combine(contributions, detach)`
-    (LateLinearFusion). Multiply the sum by lambda_M outside.
+    (LateLinearFusion). Multiply the sum by lambda_M outside. `perturbed`: each modality's
+    perturbed latents (`perturbation.copies * B` rows), given for input perturbations; by default
+    the latents are perturbed here, once per modality and step, shared by every subset S.
     """
     n = len(latents)
     names = names or [str(m) for m in range(n)]
-    batch = latents[0].shape[0]
-    draw = perturbation.draw(batch, latents[0].device, generator)
+    if perturbed is None:
+        draw = perturbation.draw(latents[0].shape[0], latents[0].device, generator)
+        perturbed = [perturbation.apply(z, draw) for z in latents]
     reference = clean_logits.repeat(perturbation.copies, *[1] * (clean_logits.dim() - 1))
     reference = reference.detach() if detach_reference else reference
     terms = game_terms(strategy, n, perturbed_subsets(n, subsets))
     total = clean_logits.new_zeros(())
     values: dict[str, float] = {}
     for s in sorted({t[2] for t in terms}):
-        perturbed = [perturbation.apply(z, draw) if m in s else z.repeat(perturbation.copies, 1)
-                     for m, z in enumerate(latents)]
-        contributions = fusion.contributions(perturbed)
+        mixed = [perturbed[m] if m in s else z.repeat(perturbation.copies, 1) for m, z in enumerate(latents)]
+        contributions = fusion.contributions(mixed)
         for sign, live, subset in terms:
             if subset != s:
                 continue

@@ -2,11 +2,17 @@
 
 A perturbation first draws its randomness for one training step (`draw`), shared by every
 perturbed subset within that step (the release shares one permutation per copy), then
-`apply`s it to the latent z_m of each perturbed modality, returning `copies * B` rows.
+`apply`s it to one modality, returning `copies * B` rows (the copies stacked along the batch).
+
+`space` says what `apply` receives. Latent perturbations get the latent z_m of the step's
+forward pass, so the fusion head alone sees the copies. Input perturbations get the input x_m;
+the method passes their output through the encoders again, an extra encoder pass on
+`copies * B` rows per modality: the cost Table 4 and appendix A.6 weigh.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
@@ -15,6 +21,7 @@ import torch
 class Permute:
     """Within-batch latent permutation (the paper's default): z~ = z[pi], P permutations."""
     copies: int = 32
+    space: ClassVar[str] = "latent"
 
     def draw(self, batch_size: int, device, generator=None) -> torch.Tensor:
         return torch.stack([torch.randperm(batch_size, generator=generator).to(device)
@@ -24,23 +31,32 @@ class Permute:
         return z[draw.reshape(-1)]
 
 
+def _batch_noise(x: torch.Tensor, copies: int) -> torch.Tensor:
+    """x + eps * std_batch(x), eps ~ N(0, I): `copies` noisy copies stacked, (copies * B, ...).
+    The std is taken over the batch, separately for every element (feature, pixel, time step)."""
+    xf = x.detach().float() if not x.is_floating_point() else x
+    eps = torch.randn((copies, *x.shape), device=x.device)
+    return (xf + eps * xf.detach().std(0, keepdim=True)).reshape(-1, *x.shape[1:])
+
+
 @dataclass
 class NoiseLatent:
     """z~ = z + eps * std_batch(z), eps ~ N(0, I), P copies."""
     copies: int = 32
+    space: ClassVar[str] = "latent"
 
     def draw(self, batch_size: int, device, generator=None) -> int:
         return batch_size
 
     def apply(self, z: torch.Tensor, draw) -> torch.Tensor:
-        eps = torch.randn((self.copies, *z.shape), device=z.device)
-        return (z + eps * z.detach().std(0, keepdim=True)).reshape(-1, *z.shape[1:])
+        return _batch_noise(z, self.copies)
 
 
 @dataclass
 class ZeroLatent:
     """z~ = 0, a single copy."""
     copies: int = 1
+    space: ClassVar[str] = "latent"
 
     def draw(self, batch_size: int, device, generator=None) -> None:
         return None
@@ -49,10 +65,44 @@ class ZeroLatent:
         return torch.zeros_like(z)
 
 
-PERTURBATIONS = {"permute": Permute, "noise_latent": NoiseLatent, "zero_latent": ZeroLatent}
+@dataclass
+class NoiseInput:
+    """x~ = x + eps * std_batch(x) per input element, eps ~ N(0, I), P copies, each passed
+    through the encoders. Integer inputs (uint8 video frames) are rounded and clipped back to
+    their type, so the encoder scales them as it scales the clean frames."""
+    copies: int = 32
+    space: ClassVar[str] = "input"
+
+    def draw(self, batch_size: int, device, generator=None) -> None:
+        return None
+
+    def apply(self, x: torch.Tensor, draw) -> torch.Tensor:
+        noisy = _batch_noise(x, self.copies)
+        if x.is_floating_point():
+            return noisy
+        info = torch.iinfo(x.dtype)
+        return noisy.round().clamp(info.min, info.max).to(x.dtype)
+
+
+@dataclass
+class ZeroInput:
+    """x~ = 0 (Shapley-style, as AGM's zero-input passes), a single copy through the encoders."""
+    copies: int = 1
+    space: ClassVar[str] = "input"
+
+    def draw(self, batch_size: int, device, generator=None) -> None:
+        return None
+
+    def apply(self, x: torch.Tensor, draw) -> torch.Tensor:
+        return torch.zeros_like(x)
+
+
+PERTURBATIONS = {"permute": Permute, "noise_latent": NoiseLatent, "zero_latent": ZeroLatent,
+                 "noise_input": NoiseInput, "zero_input": ZeroInput}
+SINGLE_COPY = (ZeroLatent, ZeroInput)   # a constant needs no copies: P is ignored
 
 
 def make_perturbation(name: str, copies: int):
-    """`copies` is P for the perturbations that draw several copies; zero_latent has one."""
+    """`copies` is P for the perturbations that draw several copies; the zero ones have one."""
     cls = PERTURBATIONS[name]
-    return cls() if cls is ZeroLatent else cls(copies=copies)
+    return cls() if cls in SINGLE_COPY else cls(copies=copies)

@@ -7,8 +7,11 @@ adds them to the loss it back-propagates, every enabled term here is part of the
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal
+
+from torch import nn
 
 from mcrlib.config import check
 from mcrlib.losses import CEBDecoder, contrastive_loss, jsd, make_perturbation, mipd_loss, mse_divergence
@@ -28,7 +31,7 @@ class MCR(Method):
         copies: int = 32             # P, perturbed copies per batch
         strategy: Literal["greedy", "independent", "collaborative"] = "greedy"
         subsets: Literal["singletons", "all"] = "singletons"
-        perturbation: Literal["permute", "noise_latent", "zero_latent"] = "permute"
+        perturbation: Literal["permute", "noise_latent", "zero_latent", "noise_input", "zero_input"] = "permute"
         latent_source: Literal["train", "eval_reforward"] = "train"
         detach_reference: bool = False
         contrastive: Literal["ntxent", "supcon"] = "ntxent"
@@ -56,15 +59,23 @@ class MCR(Method):
         self.diagnostics: dict[str, float] = {}
 
     def perturbation_latents(self, model, batch, output):
-        """The latents to perturb: this step's training-mode latents (the paper: no extra
-        encoder pass), or a second, eval-mode pass of the encoders (the release)."""
-        if self.params.latent_source == "train":
-            return [output.latents[m] for m in model.modalities]
-        was_training = model.training
-        model.eval()
-        latents = model.encode(batch)
-        model.train(was_training)
-        return [latents[m] for m in model.modalities]
+        """(latents, perturbed latents or None) for the game. The latents are this step's
+        training-mode latents (the paper: no extra encoder pass), or a second, eval-mode pass of
+        the encoders (the release). An input perturbation also passes its perturbed inputs, all
+        copies stacked, through the encoders in that same mode: one extra pass per modality on
+        copies * B rows (None for a latent perturbation, which mipd_loss applies itself)."""
+        eval_mode = self.params.latent_source == "eval_reforward"
+        latents, perturbed = output.latents, None
+        if eval_mode:
+            with evaluation_mode(model):
+                latents = model.encode(batch)
+        if self.perturbation.space == "input":
+            draw = self.perturbation.draw(batch["label"].shape[0], batch["label"].device)
+            inputs = {m: self.perturbation.apply(batch[m], draw) for m in model.modalities}
+            with evaluation_mode(model) if eval_mode else running_stats_kept(model):
+                perturbed = model.encode(inputs)
+        return ([latents[m] for m in model.modalities],
+                None if perturbed is None else [perturbed[m] for m in model.modalities])
 
     def loss(self, model, batch, output):
         p, y = self.params, batch["label"]
@@ -74,8 +85,9 @@ class MCR(Method):
             terms["unimodal"] = p.lambda_uni * sum(
                 task_loss(u, y, self.task) for u in output.unimodal_logits.values())
         if len(latents) > 1 and p.lambda_mipd > 0:
+            clean, perturbed = self.perturbation_latents(model, batch, output)
             game, self.diagnostics = mipd_loss(
-                model.fusion, output.logits, self.perturbation_latents(model, batch, output),
+                model.fusion, output.logits, clean, perturbed=perturbed,
                 strategy=p.strategy, perturbation=self.perturbation, divergence=self.divergence,
                 subsets=p.subsets, detach_reference=p.detach_reference, names=model.modalities)
             terms["mipd"] = p.lambda_mipd * game
@@ -86,3 +98,35 @@ class MCR(Method):
         if self.ceb is not None:
             terms["ceb"] = p.lambda_ceb * self.ceb(output.logits, latents)
         return terms
+
+
+@contextmanager
+def evaluation_mode(model):
+    """Passes in evaluation mode (batch-norm running statistics, no dropout), as the release's
+    re-forward; the model's mode is restored after."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
+
+
+@contextmanager
+def running_stats_kept(model):
+    """Training-mode passes that leave every batch-norm layer's running statistics as they were:
+    perturbed inputs (zeros, noise) are not data the evaluation-mode model should normalise with.
+    The passes update throwaway copies; the original buffers are never written, so the clean
+    forward's autograd graph, which saved them, stays valid."""
+    names = ("running_mean", "running_var", "num_batches_tracked")
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    kept = [{k: getattr(m, k) for k in names} for m in norms]
+    for norm, buffers in zip(norms, kept):
+        for name, buffer in buffers.items():
+            setattr(norm, name, buffer.clone())
+    try:
+        yield
+    finally:
+        for norm, buffers in zip(norms, kept):
+            for name, buffer in buffers.items():
+                setattr(norm, name, buffer)

@@ -115,7 +115,7 @@ def test_every_profile_validates_before_anything_runs(profile):
     from mcrlib.data.avdigits import AVDigitsConfig
     from mcrlib.studies import benchmarks
     params = yaml.safe_load((ROOT / profile).read_text())
-    assert {"synthetic", "avdigits", "benchmarks", "competition", "error_analysis"} <= set(params)
+    assert set(params) == {"synthetic", "avdigits", "benchmarks", "competition", "error_analysis", "ablations"}
     load_study(params["synthetic"])
     from mcrlib.studies.competition import CompetitionConfig
     from_dict(CompetitionConfig, params["competition"], "competition")

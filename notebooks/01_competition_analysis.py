@@ -93,6 +93,7 @@ plt.close(fig)
 # %%
 last = curves.sort_values("epoch").groupby(["dataset", "method", "seed"]).tail(1)
 long = last.melt(id_vars=["dataset", "method", "seed"], value_vars=["fused", *probe_columns], var_name="head")
+long = long.dropna(subset=["value"])  # each dataset has its own modalities
 long["row"] = long["method"] + " / " + long["head"]
 table = format_pm(mean_std(long, index="row", columns="dataset", value="value"), index="row", columns="dataset")
 export_table(table, results_dir / "probe_table", caption="Test accuracy of the fused head and of a linear "

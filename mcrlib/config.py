@@ -103,6 +103,8 @@ class ModelConfig:
     layers: int = 2            # MLP hidden layers
     dropout: float = 0.0       # MLP
     resnet_width: int = 64     # ResNet-18 base width; 64 is torchvision's ResNet-18
+    # Frame stacks: ResNet-18 over the frames (CREMA-D, AVE, UCF) or Video Swin-T (Sth-Sth).
+    video_encoder: Literal["resnet18", "swin3d_t"] = "resnet18"
 
     def __post_init__(self):
         check(self.hidden_dim >= 1, "model.hidden_dim", self.hidden_dim, "an integer >= 1")
@@ -123,6 +125,7 @@ class TrainConfig:
     patience: int = 10           # epochs without validation improvement before stopping
     device: str = "auto"         # auto | cpu | cuda | cuda:N
     progress: bool = True
+    augment_frames: bool = False  # RandomResizedCrop + flip of video frames in training (paper A.2)
 
     def __post_init__(self):
         check(self.lr > 0, "train.lr", self.lr, "a learning rate > 0")

@@ -34,7 +34,7 @@ DEFAULT_CACHE = Path(os.environ.get("MCR_RUN_CACHE", ".mcr-cache/runs"))
 # The parts of the library whose changes change any trained model; analysis code is not here,
 # and of the methods and datasets only the interfaces: each run adds its own method's and its
 # own dataset's files (adding or editing one does not invalidate the cached runs of the others).
-_TRAINING_CODE = ("atomic.py", "config.py", "train.py", "evaluation.py", "metrics_regression.py", "runs.py", "features.py",
+_TRAINING_CODE = ("atomic.py", "augment.py", "config.py", "train.py", "evaluation.py", "metrics_regression.py", "runs.py", "features.py",
                   "data/tensors.py", "models", "losses", "methods/base.py")
 
 

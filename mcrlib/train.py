@@ -15,6 +15,7 @@ import torch
 from tqdm.auto import tqdm
 
 from mcrlib.atomic import save_torch
+from mcrlib.augment import augment_frames
 from mcrlib.config import TrainConfig
 from mcrlib.data import TensorSplits
 from mcrlib.evaluation import head_metrics, predict
@@ -108,6 +109,8 @@ class Trainer:
         steps = 0
         for step, batch in enumerate(data.loader("train", self.cfg.batch_size, epoch, self.seed)):
             batch = {k: v.to(self.device) for k, v in batch.items()}
+            if self.cfg.augment_frames:
+                batch = augment_frames(batch, self.model.modalities)
             output = self.model(batch)
             terms = self.method.loss(self.model, batch, output)
             for name, value in terms.items():

@@ -64,7 +64,7 @@ def test_registered_dataset_checks_the_fingerprint(built):
 
 
 def test_missing_cache_names_the_stage(tmp_path):
-    with pytest.raises(FileNotFoundError, match="dvc repro avdigits_data"):
+    with pytest.raises(FileNotFoundError, match="dvc repro prepare@avdigits"):
         load(AVDigitsData(path=str(tmp_path)))
 
 

@@ -112,14 +112,15 @@ def test_every_file_the_stage_writes_is_declared_in_dvc_yaml(smoke_stage):
 
 @pytest.mark.parametrize("profile", ["params.yaml", "profiles/paper.yaml"])
 def test_every_profile_validates_before_anything_runs(profile):
-    from mcrlib.data.avdigits import AVDigitsConfig
+    from mcrlib.data.prepare import PREPARE
     from mcrlib.studies import benchmarks
     params = yaml.safe_load((ROOT / profile).read_text())
-    assert set(params) == {"synthetic", "avdigits", "benchmarks", "competition", "error_analysis", "ablations"}
+    assert set(params) == {"synthetic", "data", "benchmarks", "competition", "error_analysis", "ablations"}
     load_study(params["synthetic"])
     from mcrlib.studies.competition import CompetitionConfig
     from_dict(CompetitionConfig, params["competition"], "competition")
-    from_dict(AVDigitsConfig, params["avdigits"]["data"], "avdigits.data")
+    for name, settings in params["data"].items():
+        from_dict(PREPARE[name][0], settings, f"data.{name}")
     study = benchmarks.load_study(params["benchmarks"])
     assert "AV-Digits" in study.datasets
 
@@ -132,4 +133,6 @@ def test_paper_profile_uses_the_per_dataset_settings():
     assert cremad[0].train.lr == 1e-4 and cremad[0].method.params["init_from_unimodal"] is True
     sth = study.run_config("mcr", "Sth-Sth V2 RGB+flow", 0)
     assert sth.train.optimizer == "adamw" and sth.method.params["copies"] == 16
+    assert sth.model.video_encoder == "swin3d_t" and cremad[0].model.video_encoder == "resnet18"
+    assert sth.train.augment_frames and cremad[0].train.augment_frames
     assert study.run_config("joint", "MOSI V-A-T", 0).data.params["modalities"] == ["vision", "text", "audio"]

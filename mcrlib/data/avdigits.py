@@ -9,11 +9,10 @@ Degradation recipe, fixed before any multimodal run (the AV-MNIST recipe of Mult
 keep only the top principal components holding `image_energy` of the variance (fitted on the
 training pool); audio gets white noise at `audio_snr_db`.
 
-    python -m mcrlib.data.avdigits --section avdigits --out data/processed/avdigits
+    python -m mcrlib.data.prepare avdigits      # the DVC stage prepare@avdigits
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 from dataclasses import asdict, dataclass
@@ -22,14 +21,13 @@ from pathlib import Path
 import numpy as np
 import torch
 import torchaudio
-import yaml
 from sklearn.datasets import load_digits
 from sklearn.decomposition import PCA
 from sklearn.model_selection import train_test_split
 from tqdm.auto import tqdm
 
 from mcrlib.atomic import save_torch, write_text
-from mcrlib.config import check, from_dict
+from mcrlib.config import check
 from mcrlib.data import fsdd
 from mcrlib.data.tensors import TensorSplits
 
@@ -140,26 +138,10 @@ def load(params: AVDigitsData) -> TensorSplits:
     missing = [s for s in SPLITS if not (path / f"{s}.pt").exists()]
     if missing:
         raise FileNotFoundError(f"{path} lacks {', '.join(f'{s}.pt' for s in missing)}: build AV-Digits "
-                                f"first with `dvc repro avdigits_data` (python -m mcrlib.data.avdigits)")
+                                f"first with `dvc repro prepare@avdigits` (python -m mcrlib.data.prepare avdigits)")
     record = json.loads((path / "recipe.json").read_text())
     if params.fingerprint and record["fingerprint"] != params.fingerprint:
         raise ValueError(f"{path} holds AV-Digits {record['fingerprint']}, not {params.fingerprint}: rebuild it")
     splits = {s: torch.load(path / f"{s}.pt", weights_only=True) for s in SPLITS}
     return TensorSplits(splits, modalities=("audio", "visual"), n_classes=10,
                         group_names=tuple(record["speakers"]))
-
-
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--section", default="avdigits", help="params.yaml section with a `data` block")
-    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
-    parser.add_argument("--out", type=Path, default=Path("data/processed/avdigits"))
-    args = parser.parse_args(argv)
-    section = (yaml.safe_load(args.params.read_text()) or {})[args.section]
-    cfg = from_dict(AVDigitsConfig, section.get("data", {}), f"{args.section}.data")
-    record = build(cfg, args.out, download_to=Path("data/raw/fsdd"))
-    print(json.dumps({k: record[k] for k in ("splits", "image_pca_components", "fingerprint")}, indent=1))
-
-
-if __name__ == "__main__":
-    main()

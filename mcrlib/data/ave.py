@@ -52,6 +52,7 @@ class AVEConfig:
     num_frames: int = 4          # 1-fps frames kept per event (ResNet: 4)
     frame_size: int = 224        # frames stored resized to frame_size x frame_size
     allow_missing: bool = False  # listed videos absent from AVE/: skip and report instead of failing
+    processed: str = ""          # cache folder `build` reads (and fills); empty: $MCR_DATA_CACHE/<hash>
 
     def __post_init__(self):
         check(self.sample_rate >= 1000, "data.params.sample_rate", self.sample_rate, "a rate >= 1000 Hz")
@@ -170,8 +171,9 @@ def load(cfg: AVEConfig, cache_dir: str | Path) -> TensorSplits:
 
 
 def build(cfg: AVEConfig) -> TensorSplits:
-    """Registry builder: preprocess into $MCR_DATA_CACHE (default .mcr-cache/data) once, then load."""
-    return media.cached_build("ave", cfg, locate(cfg), preprocess, load)
+    """Registry builder: load cfg.processed, else preprocess into $MCR_DATA_CACHE (default
+    .mcr-cache/data) once and load."""
+    return media.cached_build("ave", cfg, locate, preprocess, load)
 
 
 if __name__ == "__main__":

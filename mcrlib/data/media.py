@@ -201,8 +201,8 @@ def resolve_root(root: str, env: str, layout: str, source: str, key: str = "data
 
 
 def settings(cfg) -> dict:
-    """The preprocessing settings of a config: every field but the data root."""
-    return {k: v for k, v in asdict(cfg).items() if k != "root"}
+    """The preprocessing settings of a config: every field but the data root and the cache folder."""
+    return {k: v for k, v in asdict(cfg).items() if k not in ("root", "processed")}
 
 
 def write_cache(out_dir: Path, tensors: dict[str, dict[str, torch.Tensor]],
@@ -247,8 +247,11 @@ def cache_folder(dataset: str, cfg, root: Path) -> Path:
     return base / f"{dataset}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
 
 
-def cached_build(dataset: str, cfg, root: Path, preprocess: Callable, load: Callable) -> TensorSplits:
-    folder = cache_folder(dataset, cfg, root)
+def cached_build(dataset: str, cfg, locate: Callable, preprocess: Callable, load: Callable) -> TensorSplits:
+    """Load cfg.processed (the `prepare` stage's output: the raw data need not be here) or the
+    cache folder of these settings and root, preprocessing into it first if it holds no cache."""
+    folder = Path(cfg.processed) if cfg.processed else cache_folder(dataset, cfg, locate(cfg))
     if not (folder / "report.json").is_file():
+        locate(cfg)   # a missing root is reported as such, not as a missing cache
         preprocess(cfg, folder)
     return load(cfg, folder)

@@ -269,12 +269,18 @@ def processed_dir(cfg: MosiConfig) -> Path:
 
 def make_mosi(cfg: MosiConfig) -> TensorSplits:
     """The registry's builder: preprocess into `processed_dir(cfg)` unless a cache made from the
-    same source file (name, size, mtime) by the same preprocessing version is there; then load."""
+    same source file (name, size, mtime) by the same preprocessing version is there (or, where
+    the source is absent, any cache of this dataset and version); then load."""
     cache = processed_dir(cfg)
-    path = source_file(cfg)
     report = read_report(cache)
-    if (not report or report.get("dataset") != cfg.dataset or report.get("version") != VERSION
-            or report.get("source") != _signature(path)):
+    current = bool(report) and report.get("dataset") == cfg.dataset and report.get("version") == VERSION
+    try:
+        path = source_file(cfg)
+    except FileNotFoundError:
+        if current:   # the `prepare` stage's output, read where the raw pickle is not
+            return load(cfg, cache)
+        raise
+    if not current or report.get("source") != _signature(path):
         preprocess(cfg, cache)
     return load(cfg, cache)
 

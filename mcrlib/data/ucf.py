@@ -56,6 +56,7 @@ class UCF51Config:
     num_frames: int = 4          # first 1-fps frames kept; clips with fewer are dropped
     frame_size: int = 224        # frames stored resized to frame_size x frame_size
     allow_missing: bool = False  # listed clips absent from UCF-101/: skip and report instead of failing
+    processed: str = ""          # cache folder `build` reads (and fills); empty: $MCR_DATA_CACHE/<hash>
 
     def __post_init__(self):
         check(self.split in (1, 2, 3), "data.params.split", self.split, "one of the official splits 1, 2, 3")
@@ -204,8 +205,9 @@ def load(cfg: UCF51Config, cache_dir: str | Path) -> TensorSplits:
 
 
 def build(cfg: UCF51Config) -> TensorSplits:
-    """Registry builder: preprocess into $MCR_DATA_CACHE (default .mcr-cache/data) once, then load."""
-    return media.cached_build("ucf51", cfg, locate(cfg), preprocess, load)
+    """Registry builder: load cfg.processed, else preprocess into $MCR_DATA_CACHE (default
+    .mcr-cache/data) once and load."""
+    return media.cached_build("ucf51", cfg, locate, preprocess, load)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from mcrlib.data import TensorSplits
 from mcrlib.models.fusion import LateLinearFusion
 from mcrlib.models.mlp import MLPEncoder
 from mcrlib.models.resnet import FramesEncoder, ImageEncoder
+from mcrlib.models.swin import SwinVideoEncoder
 from mcrlib.models.transformer import TransformerEncoder
 from mcrlib.models.multimodal import ModelOutput, MultimodalModel
 
@@ -21,7 +22,9 @@ def build_encoder(cfg: ModelConfig, sample: torch.Tensor, name: str):
         return TransformerEncoder(in_dim=sample.shape[1])
     if sample.dim() == 3:   # (C, H, W): spectrogram or image
         return ImageEncoder(in_channels=sample.shape[0], width=cfg.resnet_width, small_input=min(sample.shape[1:]) < 32)
-    if sample.dim() == 4:   # (T, C, H, W): video frames
+    if sample.dim() == 4 and cfg.video_encoder == "swin3d_t":   # (T, C, H, W): video frames
+        return SwinVideoEncoder(in_channels=sample.shape[1])
+    if sample.dim() == 4:
         return FramesEncoder(in_channels=sample.shape[1], width=cfg.resnet_width, small_input=min(sample.shape[2:]) < 32)
     raise ValueError(f"modality {name!r}: no encoder for samples of shape {tuple(sample.shape)}")
 
@@ -36,4 +39,5 @@ def build_model(cfg: ModelConfig, data: TensorSplits, modalities=None) -> Multim
 
 
 __all__ = ["FramesEncoder", "ImageEncoder", "TransformerEncoder", "LateLinearFusion", "MLPEncoder", "ModelOutput", "MultimodalModel",
+           "SwinVideoEncoder",
            "build_encoder", "build_model"]

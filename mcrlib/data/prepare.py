@@ -1,0 +1,72 @@
+"""Preprocessing: one dataset's public on-disk layout -> cached tensors in data/processed/<name>.
+
+    python -m mcrlib.data.prepare cremad            # reads params.yaml's data.cremad
+
+This is the command of the DVC stage `prepare@<name>`: one stage per dataset of the active
+profile (the keys of params.yaml's `data` section), each parameterised by its data root (the
+`root` key, else the dataset's environment variable; FSDD's `fsdd_root`, else $MCR_FSDD_ROOT,
+else a download). The training runs then read the cached tensors: their dataset params point at
+the same folder (`path`, `processed` or `cache_dir`, whose defaults are data/processed/<name>).
+Every preprocessor writes a data report (`report.json`, AV-Digits' `recipe.json`) with what it
+kept, skipped, padded or trimmed.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import yaml
+
+from mcrlib.config import ConfigError, from_dict
+from mcrlib.data import ave, avdigits, cremad, mosi, sthsth, ucf
+
+
+def _avdigits(cfg, out: Path) -> dict:
+    return avdigits.build(cfg, out, download_to=Path("data/raw/fsdd"))
+
+
+def _preprocess_of(module):
+    return lambda cfg, out: module.preprocess(cfg, out)
+
+
+# name -> (settings dataclass, preprocess(cfg, out_dir)); the names are the registry's datasets.
+PREPARE = {
+    "avdigits": (avdigits.AVDigitsConfig, _avdigits),
+    "cremad": (cremad.CremadConfig, _preprocess_of(cremad)),
+    "ave": (ave.AVEConfig, _preprocess_of(ave)),
+    "ucf51": (ucf.UCF51Config, _preprocess_of(ucf)),
+    "mosi": (mosi.MosiConfig, _preprocess_of(mosi)),
+    "mosei": (mosi.MoseiConfig, _preprocess_of(mosi)),
+    "sthsth": (sthsth.SthSthConfig, _preprocess_of(sthsth)),
+}
+
+
+def prepare(name: str, settings: dict, out: str | Path):
+    """Preprocess dataset `name` with `settings` (its config's fields) into `out`."""
+    if name not in PREPARE:
+        raise ConfigError(f"data.{name}: no preprocessing for {name!r}; expected one of {sorted(PREPARE)}")
+    config_cls, preprocess = PREPARE[name]
+    return preprocess(from_dict(config_cls, settings or {}, f"data.{name}"), Path(out))
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("name", choices=sorted(PREPARE))
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    parser.add_argument("--out", type=Path, default=None, help="default: data/processed/<name>")
+    args = parser.parse_args(argv)
+    sections = (yaml.safe_load(args.params.read_text()) or {}).get("data") or {}
+    if args.name not in sections:
+        raise SystemExit(f"{args.params} has no data.{args.name} section; it has {sorted(sections)}")
+    out = args.out or Path("data/processed") / args.name
+    prepare(args.name, sections[args.name], out)
+    for report in ("report.json", "recipe.json"):
+        if (out / report).is_file():
+            summary = json.loads((out / report).read_text())
+            print(json.dumps({k: v for k, v in summary.items() if not isinstance(v, (dict, list))}, indent=1))
+    print(f"prepared {args.name} in {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,102 @@
+"""The `prepare@<name>` stages: each dataset's preprocessing command, run end to end on a fixture
+in the dataset's real on-disk format, and the training builder reading its output where the raw
+data is absent (as on a machine that only has data/processed)."""
+import json
+import shutil
+import warnings
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mcrlib.config import ConfigError
+from mcrlib.data import DATASETS, load_dataset
+from mcrlib.data.prepare import PREPARE, main, prepare
+from tests.fixtures.ave import write_ave
+from tests.fixtures.cremad import write_cremad
+from tests.fixtures.fsdd import write_fsdd
+from tests.fixtures.mosi import write_affect_pickle
+from tests.fixtures.sthsth import write_sthsth
+from tests.fixtures.ucf import write_ucf
+
+ROOT = Path(__file__).resolve().parents[1]
+ENVIRONMENT = ("MCR_FSDD_ROOT", "MCR_CREMAD_ROOT", "MCR_AVE_ROOT", "MCR_UCF_ROOT", "MCR_MULTIBENCH_ROOT",
+               "MCR_STHSTH_ROOT", "MCR_DATA_CACHE")
+
+# name -> (write the raw fixture under a folder and return its root, small preprocessing settings,
+#          the benchmarks' dataset params given the prepared folder, the modalities it yields)
+CASES = {
+    "avdigits": (lambda base: write_fsdd(base / "fsdd").parent,
+                 lambda root: {"fsdd_root": str(root), "checksums": str(root / "SHA256SUMS")},
+                 lambda out: {"path": str(out)}, ("audio", "visual")),
+    "cremad": (lambda base: write_cremad(base / "CREMA-D"), lambda root: {"root": str(root), "image_size": 16},
+               lambda out: {"processed": str(out), "image_size": 16, "fold": 1}, ("audio", "visual")),
+    "ave": (write_ave, lambda root: {"root": str(root), "frame_size": 16},
+            lambda out: {"processed": str(out), "frame_size": 16}, ("audio", "visual")),
+    "ucf51": (write_ucf, lambda root: {"root": str(root), "frame_size": 16, "val_fraction": 0.25},
+              lambda out: {"processed": str(out), "frame_size": 16, "val_fraction": 0.25}, ("audio", "visual")),
+    "mosi": (lambda base: write_affect_pickle(base / "raw").parent, lambda root: {"root": str(root)},
+             lambda out: {"processed": str(out), "modalities": ["vision", "text", "audio"]}, ("vision", "text", "audio")),
+    "sthsth": (lambda base: write_sthsth(base / "Sth-Sth")["root"], lambda root: {"root": str(root), "image_size": 16},
+               lambda out: {"cache_dir": str(out), "image_size": 16}, ("rgb", "flow")),
+}
+
+
+@pytest.fixture(autouse=True)
+def no_data_roots(monkeypatch):
+    for name in ENVIRONMENT:
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_every_registered_dataset_but_the_generator_has_a_stage():
+    assert set(PREPARE) == set(DATASETS) - {"synthetic"}
+    assert set(CASES) | {"mosei"} == set(PREPARE)   # MOSEI shares MOSI's code and schema
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_stage_command_prepares_what_training_reads_without_the_raw_data(name, tmp_path, monkeypatch):
+    write_raw, settings, run_params, modalities = CASES[name]
+    root = Path(write_raw(tmp_path / "raw"))
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"data": {name: settings(root)}}))
+    monkeypatch.chdir(tmp_path)   # the stage's relative paths (AV-Digits' data/raw) stay in here
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")   # the UCF fixture has fewer classes with audio than the paper
+        main([name, "--out", "data/processed/" + name])
+    out = tmp_path / "data" / "processed" / name
+    report = json.loads((out / ("recipe.json" if name == "avdigits" else "report.json")).read_text())
+    assert report
+
+    shutil.rmtree(tmp_path / "raw")   # training reads only the prepared folder
+    data = load_dataset(name, run_params(out))
+    assert data.modalities == modalities
+    for split in ("train", "val", "test"):
+        tensors = data.splits[split]
+        assert len(tensors["label"]) > 0
+        assert all(len(tensors[m]) == len(tensors["label"]) for m in modalities)
+
+
+def test_unknown_dataset_or_section_is_a_clear_error(tmp_path):
+    with pytest.raises(ConfigError, match="expected one of"):
+        prepare("kinetics", {}, tmp_path)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"data": {"avdigits": {}}}))
+    with pytest.raises(SystemExit, match="no data.cremad section"):
+        main(["cremad", "--params", str(tmp_path / "params.yaml")])
+
+
+def test_missing_root_names_the_layout_and_the_source(tmp_path):
+    with pytest.raises(FileNotFoundError, match="CREMA-D"):
+        prepare("cremad", {"root": str(tmp_path / "nowhere")}, tmp_path / "out")
+
+
+@pytest.mark.parametrize("profile", ["params.yaml", "profiles/paper.yaml"])
+def test_every_profile_prepares_each_dataset_its_studies_read(profile):
+    params = yaml.safe_load((ROOT / profile).read_text())
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    assert stages["prepare"]["foreach"] == "${data}"
+    for section in ("benchmarks", "ablations"):
+        for label, spec in params[section]["datasets"].items():
+            if spec["name"] == "synthetic":
+                continue
+            assert spec["name"] in params["data"], f"{profile}: {section}.{label} has no prepare stage"
+            folders = [v for v in spec.get("params", {}).values() if isinstance(v, str)]
+            assert f"data/processed/{spec['name']}" in folders, f"{profile}: {section}.{label} reads {folders}"

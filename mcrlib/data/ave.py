@@ -13,11 +13,10 @@ The release tops events with fewer saved frames up with random frames of the eve
 with fewer than `num_frames` 1-fps frames takes `num_frames` evenly spaced frames of the event
 instead (deterministic; recorded as a note in the data report).
 
-    python -m mcrlib.data.ave --root /data/AVE_Dataset --out .mcr-cache/data/ave
+    python -m mcrlib.data.prepare ave         # the DVC stage prepare@ave (params: data.ave)
 """
 from __future__ import annotations
 
-import argparse
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -174,11 +173,3 @@ def build(cfg: AVEConfig) -> TensorSplits:
     """Registry builder: load cfg.processed, else preprocess into $MCR_DATA_CACHE (default
     .mcr-cache/data) once and load."""
     return media.cached_build("ave", cfg, locate, preprocess, load)
-
-
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--root", default="")
-    parser.add_argument("--out", required=True)
-    args = parser.parse_args()
-    print(preprocess(AVEConfig(root=args.root), args.out))

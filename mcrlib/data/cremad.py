@@ -8,7 +8,7 @@ Layout (public GitHub repository CheyneyComputerScience/CREMA-D, media in Git LF
 Clip names: {actor}_{sentence}_{emotion}_{level}; label from the emotion: NEU 0, HAP 1, SAD 2,
 FEA 3, DIS 4, ANG 5 (the release's order).
 
-    python -m mcrlib.data.cremad --root /data/CREMA-D --out data/processed/cremad
+    python -m mcrlib.data.prepare cremad      # the DVC stage prepare@cremad (params: data.cremad)
 
 `preprocess` writes features.pt (audio (N, 1, 257, 188) float32, visual (N, 3, 3, H, W) uint8,
 label) for every usable clip, index.json (clips, actors, settings) and report.json (what was
@@ -17,7 +17,6 @@ the actor-disjoint fold out of that cache, so the three folds share one preproce
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 from collections import Counter
@@ -27,7 +26,7 @@ from pathlib import Path
 import torch
 
 from mcrlib.atomic import save_torch, write_text
-from mcrlib.config import check, from_dict
+from mcrlib.config import check
 from mcrlib.data.cremad_clips import (CLIP_NAME, EMOTIONS, SPLITS, MediaSettings, actor_folds, expected_files,
                                       parse_clip, process_clip, read_actor_table, read_clip_list, split_rows)
 from mcrlib.data.tensors import TensorSplits
@@ -249,7 +248,7 @@ def _check_cache(cfg: CremadConfig, cache: Path) -> dict:
     absent = [n for n in ("features.pt", "index.json", "report.json") if not (cache / n).is_file()]
     if absent:
         raise FileNotFoundError(f"no complete CREMA-D cache at {cache} (missing {', '.join(absent)}): "
-                                f"run mcrlib.data.cremad.preprocess (python -m mcrlib.data.cremad) first")
+                                f"run `python -m mcrlib.data.prepare cremad` (dvc repro prepare@cremad) first")
     index = json.loads((cache / "index.json").read_text())
     if index["settings"] != _settings(cfg):
         changed = sorted(k for k in _settings(cfg) if index["settings"].get(k) != _settings(cfg)[k])
@@ -286,22 +285,3 @@ def build(cfg: CremadConfig) -> TensorSplits:
     if fresh:
         preprocess(cfg, cache)
     return load(cfg, cache)
-
-
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--root", default=None, help="the CREMA-D clone (default: MCR_CREMAD_ROOT)")
-    parser.add_argument("--out", type=Path, default=Path("data/processed/cremad"))
-    parser.add_argument("--image-size", type=int, default=None, help="frame size (paper: 224)")
-    parser.add_argument("--workers", type=int, default=None, help="decoding processes")
-    args = parser.parse_args(argv)
-    params = {k: v for k, v in {"root": args.root, "image_size": args.image_size}.items() if v is not None}
-    cfg = from_dict(CremadConfig, params, "data.params")
-    out = preprocess(cfg, args.out, workers=args.workers)
-    report = json.loads((out / "report.json").read_text())
-    print(json.dumps({k: report[k] for k in ("clips_listed", "clips_kept", "skipped", "known_defects")},
-                     indent=1))
-
-
-if __name__ == "__main__":
-    main()

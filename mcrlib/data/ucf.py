@@ -17,11 +17,10 @@ Preprocessing of the paper's code (ResNet family):
   -> (4, 3, 224, 224) uint8 RGB (the release kept OpenCV's BGR order).
 Clips with fewer than 4 one-fps frames, without audio, or unreadable are dropped and listed.
 
-    python -m mcrlib.data.ucf --root /data/UCF101 --split 1 --out .mcr-cache/data/ucf51-1
+    python -m mcrlib.data.prepare ucf51       # the DVC stage prepare@ucf51 (params: data.ucf51)
 """
 from __future__ import annotations
 
-import argparse
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -208,12 +207,3 @@ def build(cfg: UCF51Config) -> TensorSplits:
     """Registry builder: load cfg.processed, else preprocess into $MCR_DATA_CACHE (default
     .mcr-cache/data) once and load."""
     return media.cached_build("ucf51", cfg, locate, preprocess, load)
-
-
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--root", default="")
-    parser.add_argument("--split", type=int, default=1)
-    parser.add_argument("--out", required=True)
-    args = parser.parse_args()
-    print(preprocess(UCF51Config(root=args.root, split=args.split), args.out))

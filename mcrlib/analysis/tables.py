@@ -31,8 +31,8 @@ def export_table(table: pd.DataFrame, stem: str | Path, caption: str = "") -> li
     paths = [stem.with_suffix(s) for s in (".csv", ".md", ".tex")]
     with atomic_path(paths[0]) as tmp:
         table.to_csv(tmp)
-    markdown = table.to_markdown()
+    markdown = table.fillna("—").to_markdown()   # a cell with no runs (a modality a dataset lacks)
     write_text((f"{caption}\n\n" if caption else "") + markdown + "\n", paths[1])
-    latex = table.to_latex(escape=True, caption=caption or None)
+    latex = table.to_latex(escape=True, caption=caption or None, na_rep="—")
     write_text(latex, paths[2])
     return paths

@@ -116,3 +116,24 @@ def test_recipe_record_is_json_with_the_recipe(built):
     record = json.loads((built[2] / "recipe.json").read_text())
     assert record["recipe"] == {**json.loads(json.dumps(record["recipe"])), "image_energy": 0.3, "audio_snr_db": 30.0}
     assert 1 <= record["image_pca_components"] <= 64
+
+
+def test_run_configs_do_not_depend_on_where_the_project_lives(built, tmp_path, monkeypatch):
+    """Two checkouts of the project give the same run configs (so the same run-cache keys), and
+    the relative data path is read under the project root whatever the working directory."""
+    import shutil
+
+    from mcrlib.data.location import ENV
+    from mcrlib.studies.benchmarks import resolve_datasets
+    monkeypatch.setenv(ENV, "")   # restored after the test
+    datasets = {"AV-Digits": {"name": "avdigits", "params": {"path": "data/processed/avdigits"}}}
+    resolved = []
+    for checkout in ("a", "b"):
+        shutil.copytree(built[2], tmp_path / checkout / "data/processed/avdigits")
+        resolved.append(resolve_datasets(datasets, tmp_path / checkout))
+    assert resolved[0] == resolved[1]
+    params = resolved[1]["AV-Digits"]["params"]
+    assert params["path"] == "data/processed/avdigits" and params["fingerprint"] == built[3]["fingerprint"]
+    monkeypatch.chdir(tmp_path / "a")   # elsewhere than checkout b, whose root resolve_datasets set
+    shutil.rmtree(tmp_path / "a" / "data")
+    assert len(load_dataset("avdigits", params).splits["test"]["label"]) == 20

@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 from mcrlib.atomic import save_torch, write_text
 from mcrlib.config import check
 from mcrlib.data import fsdd
+from mcrlib.data.location import project_path
 from mcrlib.data.tensors import TensorSplits
 
 SPLITS = ("train", "val", "test")
@@ -134,7 +135,7 @@ class AVDigitsData:
 
 
 def load(params: AVDigitsData) -> TensorSplits:
-    path = Path(params.path)
+    path = project_path(params.path)
     missing = [s for s in SPLITS if not (path / f"{s}.pt").exists()]
     if missing:
         raise FileNotFoundError(f"{path} lacks {', '.join(f'{s}.pt' for s in missing)}: build AV-Digits "

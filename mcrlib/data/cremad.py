@@ -29,6 +29,7 @@ from mcrlib.atomic import save_torch, write_text
 from mcrlib.config import check
 from mcrlib.data.cremad_clips import (CLIP_NAME, EMOTIONS, SPLITS, MediaSettings, actor_folds, expected_files,
                                       parse_clip, process_clip, read_actor_table, read_clip_list, split_rows)
+from mcrlib.data.location import project_path
 from mcrlib.data.tensors import TensorSplits
 
 SOURCE = ("the public GitHub repository CheyneyComputerScience/CREMA-D "
@@ -276,7 +277,7 @@ def load(cfg: CremadConfig, cache_dir: str | Path) -> TensorSplits:
 def build(cfg: CremadConfig) -> TensorSplits:
     """The registry's builder: preprocess into cfg.processed unless a cache made from the same
     root with the same settings is there, then load cfg.fold."""
-    cache = Path(cfg.processed)
+    cache = project_path(cfg.processed)
     try:
         index = _check_cache(cfg, cache)
         fresh = bool(cfg.root) and Path(index["root"]) != Path(cfg.root).expanduser()

@@ -25,6 +25,7 @@ from av.video.reformatter import VideoReformatter
 from scipy import signal
 
 from mcrlib.atomic import save_torch, write_text
+from mcrlib.data.location import project_path
 from mcrlib.data.tensors import TensorSplits
 
 SPLITS = ("train", "val", "test")
@@ -250,7 +251,7 @@ def cache_folder(dataset: str, cfg, root: Path) -> Path:
 def cached_build(dataset: str, cfg, locate: Callable, preprocess: Callable, load: Callable) -> TensorSplits:
     """Load cfg.processed (the `prepare` stage's output: the raw data need not be here) or the
     cache folder of these settings and root, preprocessing into it first if it holds no cache."""
-    folder = Path(cfg.processed) if cfg.processed else cache_folder(dataset, cfg, locate(cfg))
+    folder = project_path(cfg.processed) if cfg.processed else cache_folder(dataset, cfg, locate(cfg))
     if not (folder / "report.json").is_file():
         locate(cfg)   # a missing root is reported as such, not as a missing cache
         preprocess(cfg, folder)

@@ -34,6 +34,7 @@ from tqdm.auto import tqdm
 
 from mcrlib.atomic import save_torch, write_text
 from mcrlib.config import check
+from mcrlib.data.location import project_path
 from mcrlib.data.tensors import TensorSplits
 
 ROOT_ENV = "MCR_MULTIBENCH_ROOT"   # folder holding the pickles, used when `root` is ""
@@ -264,7 +265,7 @@ def load(cfg: MosiConfig, cache_dir) -> TensorSplits:
 
 
 def processed_dir(cfg: MosiConfig) -> Path:
-    return Path(cfg.processed or Path(os.environ.get(CACHE_ENV, "data/processed")) / cfg.dataset)
+    return project_path(cfg.processed or Path(os.environ.get(CACHE_ENV, "data/processed")) / cfg.dataset)
 
 
 def make_mosi(cfg: MosiConfig) -> TensorSplits:

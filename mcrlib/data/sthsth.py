@@ -41,6 +41,7 @@ from tqdm.auto import tqdm
 from mcrlib.atomic import atomic_path, save_torch, write_text
 from mcrlib.config import check
 from mcrlib.data.sthsth_frames import ClipReader, keep_as_is, sample_indices
+from mcrlib.data.location import project_path
 from mcrlib.data.tensors import TensorSplits
 
 ENV_ROOT = "MCR_STHSTH_ROOT"
@@ -283,12 +284,13 @@ def split_ids(cfg: SthSthConfig, cache_dir: str | Path) -> dict[str, list[str]]:
 
 def make_sthsth(cfg: SthSthConfig) -> TensorSplits:
     """Registry builder: preprocess into `cfg.cache_dir` unless a matching cache is there."""
+    cache = project_path(cfg.cache_dir)
     try:
-        return load(cfg, cfg.cache_dir)
+        return load(cfg, cache)
     except (FileNotFoundError, ValueError, KeyError):
         layout(cfg)   # a missing root is reported as such, not as a missing cache
-        preprocess(cfg, cfg.cache_dir)
-        return load(cfg, cfg.cache_dir)
+        preprocess(cfg, cache)
+        return load(cfg, cache)
 
 
 __all__ = ["SthSthConfig", "layout", "load", "make_sthsth", "preprocess", "sample_indices",

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import pandas as pd
 
 from mcrlib.config import (ConfigError, DataConfig, MethodConfig, ModelConfig, RunConfig, TrainConfig,
                            check, from_dict, to_dict)
-from mcrlib.data import DATASETS, load_dataset
+from mcrlib.data import DATASETS, load_dataset, location
 from mcrlib.methods import method_params
 from mcrlib.search import SearchConfig
 from mcrlib.studies.grid import run_grid
@@ -89,14 +90,16 @@ def gain_over_ensemble(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def resolve_datasets(datasets: dict, root_dir: str | Path) -> dict:
-    """Relative data paths are relative to the project's root; cached datasets (AV-Digits) also
-    get the fingerprint of their content, so a rebuilt dataset never reuses stale runs."""
+    """Relative data paths are relative to the project's root `root_dir`: the loaders read them
+    there ($MCR_PROJECT_ROOT, set here), while run configs keep them relative, so the run cache
+    does not depend on where the project is checked out. Cached datasets (AV-Digits) also get
+    the fingerprint of their content, so a rebuilt dataset never reuses stale runs."""
+    os.environ[location.ENV] = str(Path(root_dir).resolve())
     resolved = {}
     for label, spec in datasets.items():
         params = dict(spec.get("params", {}))
         if "path" in params:
-            params["path"] = str(Path(root_dir) / params["path"])
-            recipe = Path(params["path"]) / "recipe.json"
+            recipe = location.project_path(params["path"]) / "recipe.json"
             if recipe.exists() and "fingerprint" not in params:
                 params["fingerprint"] = json.loads(recipe.read_text())["fingerprint"]
         resolved[label] = {**spec, "params": params}

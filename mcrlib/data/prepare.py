@@ -6,7 +6,7 @@ This is the command of the DVC stage `prepare@<name>`: one stage per dataset of 
 profile (the keys of params.yaml's `data` section), each parameterised by its data root (the
 `root` key, else the dataset's environment variable; FSDD's `fsdd_root`, else $MCR_FSDD_ROOT,
 else a download). The training runs then read the cached tensors: their dataset params point at
-the same folder (`path`, `processed` or `cache_dir`, whose defaults are data/processed/<name>).
+the same folder (`path`, `processed` or `cache_dir`; the profiles set each to data/processed/<name>).
 Every preprocessor writes a data report (`report.json`, AV-Digits' `recipe.json`) with what it
 kept, skipped, padded or trimmed.
 """

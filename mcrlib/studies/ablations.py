@@ -23,7 +23,7 @@ from mcrlib.config import (ConfigError, DataConfig, MethodConfig, ModelConfig, R
 from mcrlib.data import DATASETS, load_dataset
 from mcrlib.data.synthetic import SyntheticConfig
 from mcrlib.methods import method_params
-from mcrlib.studies.grid import grid_runs
+from mcrlib.studies.grid import grid_runs, overridden
 from mcrlib.sweep import run_all
 
 COMPONENTS = {"lambda_mipd": "L_MIPD", "lambda_con": "L_con", "lambda_ceb": "L_CEB"}
@@ -164,8 +164,8 @@ class AblationStudyConfig:
             name, params = "mcr", {**self.base_params(label), **self.overrides(method, label)}
         else:
             name, params = method, {**spec.get("method_params", {}).get(method, {}), **(overrides or {})}
-        model = from_dict(ModelConfig, {**to_dict(self.model), **spec.get("model", {})}, f"ablations.datasets.{label}.model")
-        train = from_dict(TrainConfig, {**to_dict(self.train), **spec.get("train", {})}, f"ablations.datasets.{label}.train")
+        model = overridden(self.model, spec.get("model", {}), f"ablations.datasets.{label}.model")
+        train = overridden(self.train, spec.get("train", {}), f"ablations.datasets.{label}.train")
         return RunConfig(data=self.data_config(label, seed), model=model, train=train, seed=seed,
                          method=MethodConfig(name=name, params=params))
 

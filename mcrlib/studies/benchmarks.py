@@ -9,11 +9,11 @@ from pathlib import Path
 import pandas as pd
 
 from mcrlib.config import (ConfigError, DataConfig, MethodConfig, ModelConfig, RunConfig, TrainConfig,
-                           check, from_dict, to_dict)
+                           check, from_dict)
 from mcrlib.data import DATASETS, load_dataset, location
 from mcrlib.methods import method_params
 from mcrlib.search import SearchConfig
-from mcrlib.studies.grid import run_grid
+from mcrlib.studies.grid import overridden, run_grid
 
 
 @dataclass(frozen=True)
@@ -62,8 +62,8 @@ class BenchmarkStudyConfig:
         spec = self.datasets[label]
         params = {**self.method_params.get(method, {}), **spec.get("method_params", {}).get(method, {}),
                   **(overrides or {})}
-        model = from_dict(ModelConfig, {**to_dict(self.model), **spec.get("model", {})}, f"benchmarks.datasets.{label}.model")
-        train = from_dict(TrainConfig, {**to_dict(self.train), **spec.get("train", {})}, f"benchmarks.datasets.{label}.train")
+        model = overridden(self.model, spec.get("model", {}), f"benchmarks.datasets.{label}.model")
+        train = overridden(self.train, spec.get("train", {}), f"benchmarks.datasets.{label}.train")
         return RunConfig(data=self.data_config(label, seed), model=model, train=train, seed=seed,
                          method=MethodConfig(name=method, params=params))
 

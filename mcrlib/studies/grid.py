@@ -9,12 +9,17 @@ from typing import Callable, Sequence
 import pandas as pd
 
 from mcrlib.atomic import atomic_path
-from mcrlib.config import RunConfig
+from mcrlib.config import RunConfig, from_dict, to_dict
 from mcrlib.methods.base import unimodal_configs
 from mcrlib.search import SearchConfig, select
 from mcrlib.sweep import run_all
 
 MakeConfig = Callable[[str, object, int, dict], RunConfig]   # (method, cell, seed, overrides)
+
+
+def overridden(base, overrides: dict, path: str):
+    """`base` (a config dataclass) with a dataset's `overrides` applied, validated; errors name `path`."""
+    return from_dict(type(base), {**to_dict(base), **overrides}, path)
 
 
 def grid_runs(cells, seeds, methods, make_config: MakeConfig, modalities: Callable, chosen: dict,

@@ -46,7 +46,7 @@ tables = ["table2_strategy", "table3_components", "table4_perturbation", "open_c
 variant_params = {}
 cost = {"copies": 32, "batch_size": 32, "repeats": 3, "steps": 2, "threads": 1,
         "models": {"mlp": {"model": {"hidden_dim": 32, "latent_dim": 16}, "shapes": {"x1": [64], "x2": [64]}},
-                   "resnet": {"model": {"resnet_width": 2}}}}
+                   "resnet": {"model": {"resnet_width": 8}}}}
 workers = 1
 results_dir = "../results/smoke/ablations"
 figures_dir = "../figures/smoke"

@@ -53,3 +53,28 @@ def test_gain_over_ensemble_pairs_seeds():
                          "test_acc": [0.5, 0.6, 0.55, 0.58]})
     gains = gain_over_ensemble(runs)
     assert gains["gain"].round(3).tolist() == [0.05, -0.02]
+
+
+def test_narrow_trunks_stay_off_the_channels_last_path():
+    """Widths 2 and 4 in channels-last crashed torch 2.11's CPU backward on one machine
+    (docs/cpu-heap-corruption.md): below width 8 the encoder keeps the plain layout."""
+    for width, channels_last in ((2, False), (4, False), (8, True), (64, True)):
+        enc = ImageEncoder(in_channels=1, width=width, small_input=True)
+        conv = next(m for m in enc.modules() if isinstance(m, torch.nn.Conv2d) and m.weight.shape[1] > 1
+                    and m.kernel_size == (3, 3))
+        assert conv.weight.is_contiguous(memory_format=torch.channels_last) == channels_last, width
+        assert conv.weight.is_contiguous() != channels_last, width
+
+
+def test_guarded_narrow_backward_runs_in_a_separate_process():
+    """The guarded path (plain layout at widths 2 and 4) trained through the model code, in a
+    subprocess: a heap corruption would kill that process, not the test session."""
+    import subprocess
+    import sys
+    code = ("import torch; from mcrlib.models import ImageEncoder; torch.set_num_threads(1)\n"
+            "for w in (2, 4):\n"
+            "    enc = ImageEncoder(in_channels=1, width=w)\n"
+            "    for _ in range(3): enc(torch.randn(32, 1, 64, 33)).pow(2).mean().backward()\n"
+            "print('ok')")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]

@@ -42,18 +42,28 @@ def resnet18_trunk(*, in_channels: int, width: int = 64, small_input: bool = Fal
     return trunk
 
 
+# Below this base width the trunk keeps the plain (contiguous) memory format. Two reasons, both
+# measured (docs/cpu-heap-corruption.md): on CPU, channels-last is slower there (a joint AV-Digits
+# step takes 0.57x the time in the plain format at width 2, 0.74x at width 4, but 1.26x at width 8),
+# and the backward pass of the channels-last trunk at widths 2 and 4 corrupted the heap with torch
+# 2.11 on one CPU (free(): invalid next size, segfaults). No configuration reaches that path.
+CHANNELS_LAST_MIN_WIDTH = 8
+
+
 class ImageEncoder(nn.Module):
     """Spectrograms or images (B, C, H, W) -> pooled feature (B, 8 * width)."""
 
     def __init__(self, *, in_channels: int, width: int = 64, small_input: bool = False):
         super().__init__()
-        # channels-last: oneDNN's (and cuDNN's) fast layout for convolutions, ~15% faster steps on CPU
+        # channels-last: oneDNN's (and cuDNN's) fast layout for convolutions, ~25% faster steps on
+        # CPU at width 8; the plain format below CHANNELS_LAST_MIN_WIDTH (see there).
+        self.memory_format = torch.channels_last if width >= CHANNELS_LAST_MIN_WIDTH else torch.contiguous_format
         self.trunk = resnet18_trunk(in_channels=in_channels, width=width,
-                                    small_input=small_input).to(memory_format=torch.channels_last)
+                                    small_input=small_input).to(memory_format=self.memory_format)
         self.out_dim = 8 * width
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.trunk(x.float().contiguous(memory_format=torch.channels_last))
+        return self.trunk(x.float().contiguous(memory_format=self.memory_format))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x)

@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from mcrlib.errors import DataError
+
 COMMIT = "26eb9aaf76e81b692f806f9140c2d2777410d7a1"
 ARCHIVE_URL = f"https://github.com/Jakobovski/free-spoken-digit-dataset/archive/{COMMIT}.zip"
 PINNED_SUMS = Path(__file__).with_name("fsdd_sha256sums.txt")
@@ -26,10 +28,13 @@ LAYOUT = ("an FSDD folder holding recordings/{digit}_{speaker}_{take}.wav (3,000
 
 def read_sums(path: Path = PINNED_SUMS) -> dict[str, str]:
     sums = {}
-    for line in path.read_text().splitlines():
+    for number, line in enumerate(path.read_text().splitlines(), 1):
         if line.strip():
-            digest, name = line.split(maxsplit=1)
-            sums[name.strip().lstrip("*")] = digest
+            fields = line.split(maxsplit=1)
+            if len(fields) != 2:
+                raise DataError(f"{path}, line {number}: {line!r} is not `<sha256>  <file name>`: "
+                                "expected a SHA-256 list as written by sha256sum")
+            sums[fields[1].strip().lstrip("*")] = fields[0]
     return sums
 
 
@@ -37,7 +42,11 @@ def download(dest: Path, url: str = ARCHIVE_URL) -> Path:
     """Fetch the pinned archive and unpack its recordings into dest/recordings."""
     print(f"[mcrlib] downloading FSDD from {url}")
     with urllib.request.urlopen(url, timeout=120) as response:
-        archive = zipfile.ZipFile(io.BytesIO(response.read()))
+        payload = response.read()
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(payload))
+    except zipfile.BadZipFile:   # e.g. a captive portal's login page
+        raise DataError(f"the download from {url} is not a zip archive; point to {LAYOUT}") from None
     (dest / "recordings").mkdir(parents=True, exist_ok=True)
     for member in archive.namelist():
         if "/recordings/" in member and member.endswith(".wav"):
@@ -80,7 +89,7 @@ def verify(root: Path, sums: dict[str, str]) -> list[Path]:
             parts.append(f"{len(missing)} missing (e.g. {', '.join(missing[:3])})")
         if changed:
             parts.append(f"{len(changed)} with a wrong SHA-256 (e.g. {', '.join(changed[:3])})")
-        raise ValueError(f"FSDD at {root} does not match the pinned checksums: {'; '.join(parts)}. "
+        raise DataError(f"FSDD at {root} does not match the pinned checksums: {'; '.join(parts)}. "
                          f"Expected {LAYOUT}")
     return files
 

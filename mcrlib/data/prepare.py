@@ -15,11 +15,13 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Mapping
 
-import yaml
-
+from mcrlib.cli import read_yaml, user_errors
 from mcrlib.config import ConfigError, from_dict
 from mcrlib.data import ave, avdigits, cremad, mosi, sthsth, ucf
+
+PROG = "python -m mcrlib.data.prepare"
 
 
 def _avdigits(cfg, out: Path) -> dict:
@@ -51,16 +53,26 @@ def prepare(name: str, settings: dict, out: str | Path):
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    """A user's mistake exits with `python -m mcrlib.data.prepare: error: ...` on stderr: status 2
+    for a config error (params file missing or malformed, no such section, invalid setting), 1 for
+    missing or corrupt data (see mcrlib.cli)."""
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("name", choices=sorted(PREPARE))
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     parser.add_argument("--out", type=Path, default=None, help="default: data/processed/<name>")
     args = parser.parse_args(argv)
-    sections = (yaml.safe_load(args.params.read_text()) or {}).get("data") or {}
-    if args.name not in sections:
-        raise SystemExit(f"{args.params} has no data.{args.name} section; it has {sorted(sections)}")
     out = args.out or Path("data/processed") / args.name
-    prepare(args.name, sections[args.name], out)
+    with user_errors(PROG):
+        params = read_yaml(args.params, "params file") or {}
+        if not isinstance(params, Mapping):
+            raise ConfigError(f"{args.params}: expected a mapping of sections, got {type(params).__name__}")
+        sections = params.get("data") or {}
+        if not isinstance(sections, Mapping):
+            raise ConfigError(f"{args.params}: data={sections!r} is invalid: expected a mapping of dataset names to settings")
+        if args.name not in sections:
+            raise ConfigError(f"{args.params} has no data.{args.name} section; it has {sorted(sections)}")
+        prepare(args.name, sections[args.name], out)
     for report in ("report.json", "recipe.json"):
         if (out / report).is_file():
             summary = json.loads((out / report).read_text())

@@ -1,9 +1,13 @@
 """CREMA-D: real preprocess + load on a tiny corpus in the real format (tests/fixtures/cremad.py),
-and the actor-disjoint folds on the corpus' real 7,442 clip names (../shared/data/cremad-meta)."""
+the check of a copy against the official clip list (missing clips, unexpected files), and the
+actor-disjoint folds on the corpus' real 7,442 clip names (the package data mcrlib/data/cremad_meta;
+tests/fixtures/cremad_files.tsv.gz: the corpus' file listing with sizes)."""
+import gzip
 import json
 import math
-import os
 import re
+import tomllib
+import warnings
 import shutil
 from collections import Counter
 from pathlib import Path
@@ -15,13 +19,14 @@ import torch
 
 from mcrlib.config import ConfigError, from_dict
 from mcrlib.data.cremad import (EMOTIONS, KNOWN_DEFECTS, SPLITS, CremadConfig, actor_folds, build,
-                                expected_files, load, parse_clip, preprocess, read_actor_table,
-                                read_clip_list, split_rows)
+                                expected_files, load, official_actors, official_clips, parse_clip, preprocess,
+                                read_actor_table, split_rows)
 from tests.fixtures.cremad import (ACTOR_BLUE, CLIPS, LONG, SHORT_VIDEO, SKIPPED, label_of, tone_hz,
                                    write_cremad)
 
 SIZE = 16
-META = Path(os.environ.get("MCR_SHARED", Path(__file__).resolve().parents[2] / "shared")) / "data" / "cremad-meta"
+REPO = Path(__file__).resolve().parents[1]
+FILES = Path(__file__).resolve().parent / "fixtures" / "cremad_files.tsv.gz"   # path<TAB>bytes of every media file
 
 
 def config(root, **kw):
@@ -112,6 +117,11 @@ def test_report_lists_every_defect(corpus):
     report = json.loads((cache / "report.json").read_text())
     assert report["clips_listed"] == len(CLIPS) and report["clips_kept"] == len(CLIPS) - len(SKIPPED)
     assert {s["clip"] for s in report["skipped"]} == SKIPPED
+    # the fixture's own SentenceFilenames.csv declares a subset of the official list: counted, not an error
+    assert report["official_clips"] == 7442 and report["official_clips_absent"] == 7442 - len(CLIPS) == 7428
+    assert report["official_clips_absent_examples"] == [c for c in official_clips() if c not in CLIPS][:20]
+    assert report["official_clips_absent_examples"][:3] == ["1001_IEO_NEU_XX", "1001_IEO_HAP_LO", "1001_IEO_HAP_MD"]
+    assert report["unexpected"] == [] and report["expect_complete"] is True
     assert "0 samples" in report["skipped"][0]["reason"]
     assert {p["clip"]: p["frames_found"] for p in report["padded_video"]} == SHORT_VIDEO
     assert {t["clip"] for t in report["trimmed_long"]} == LONG
@@ -169,19 +179,129 @@ def test_missing_root_or_files_name_layout_and_source(corpus, tmp_path):
     with pytest.raises(FileNotFoundError) as err:
         preprocess(config(root), tmp_path / "c", workers=0, progress=False)
     message = str(err.value)
-    assert "2 of 28 media files are missing" in message
-    assert "VideoFlash/1001_DFA_ANG_XX.flv" in message and "AudioWAV/1002_TIE_DIS_XX.wav" in message
+    assert (f"CREMA-D at {root}: 2 of the 14 clips expected lack media (2 of 28 media files are missing): "
+            f"1001_DFA_ANG_XX (VideoFlash/1001_DFA_ANG_XX.flv), 1002_TIE_DIS_XX (AudioWAV/1002_TIE_DIS_XX.wav). "
+            f"The clips expected are those of {root / 'SentenceFilenames.csv'} (14 clips).") in message
+    assert "git lfs pull" in message and "data.params.expect_complete: false" in message
     assert "CheyneyComputerScience/CREMA-D" in message and not (tmp_path / "c" / "report.json").exists()
 
     root = Path(shutil.copytree(corpus[0], tmp_path / "lfs"))
     (root / "AudioWAV" / "1001_DFA_ANG_XX.wav").write_text(
         "version https://git-lfs.github.com/spec/v1\noid sha256:0123\nsize 72862\n")
-    with pytest.raises(FileNotFoundError, match=r"Git LFS pointers.*git lfs pull"):
+    with pytest.raises(FileNotFoundError, match=re.escape(
+            "1 of the 14 clips expected lacks media (1 media file is a Git LFS pointer, not media): "
+            "1001_DFA_ANG_XX (AudioWAV/1001_DFA_ANG_XX.wav: Git LFS pointer)") + ".*`git lfs pull`"):
         preprocess(config(root), tmp_path / "c", workers=0, progress=False)
 
     (root / "VideoDemographics.csv").unlink()
     with pytest.raises(FileNotFoundError, match=r"missing: VideoDemographics\.csv"):
         preprocess(config(root), tmp_path / "c", workers=0, progress=False)
+
+
+def run(root, out, **kw) -> dict:
+    preprocess(config(root, **kw), out, workers=0, progress=False)
+    return json.loads((out / "report.json").read_text())
+
+
+# The official clips absent from the fixture, in sorted order (the order of a copy without a list).
+FIRST_ABSENT = ["1001_DFA_DIS_XX", "1001_DFA_FEA_XX", "1001_DFA_HAP_XX", "1001_DFA_NEU_XX", "1001_DFA_SAD_XX"]
+
+
+def test_a_copy_without_its_own_list_must_hold_every_official_clip(corpus, tmp_path):
+    root = Path(shutil.copytree(corpus[0], tmp_path / "CREMA-D"))
+    (root / "SentenceFilenames.csv").unlink()
+    absent = sorted(set(official_clips()) - set(CLIPS))
+    assert absent[:5] == FIRST_ABSENT and len(absent) == 7428
+    with pytest.raises(FileNotFoundError) as err:
+        run(root, tmp_path / "c")
+    message = str(err.value)
+    shown = ", ".join(f"{c} (AudioWAV/{c}.wav, VideoFlash/{c}.flv)" for c in FIRST_ABSENT)
+    assert (f"CREMA-D at {root}: 7,428 of the 7,442 clips expected lack media "
+            f"(14,856 of 14,884 media files are missing): {shown}, ... (7,428 in all). "
+            f"The clips expected are the official clip list shipped with mcrlib "
+            f"(mcrlib/data/cremad_meta/SentenceFilenames.csv, 7,442 clips)") in message
+    assert "`git lfs pull`" in message and "CheyneyComputerScience/CREMA-D" in message
+    assert "data.params.expect_complete: false" in message and not (tmp_path / "c" / "report.json").exists()
+
+    # a partial copy on purpose: the clips it has files for are read, the rest counted
+    (root / "VideoFlash" / "1003_DFA_NEU_XX.flv").unlink()          # half a clip: skipped, named
+    with pytest.warns(UserWarning, match=re.escape("1 of the 14 clips expected lacks media and is skipped "
+                                                   "(expect_complete: false): 1003_DFA_NEU_XX")):
+        report = run(root, tmp_path / "partial", expect_complete=False)
+    reasons = {s["clip"]: s["reason"] for s in report["skipped"]}
+    assert reasons.keys() == SKIPPED | {"1003_DFA_NEU_XX"}
+    assert reasons["1003_DFA_NEU_XX"] == "VideoFlash/1003_DFA_NEU_XX.flv: missing"
+    assert report["clips_kept"] == 12 and report["clips_listed"] == 14 and report["expect_complete"] is False
+    assert report["official_clips_absent"] == 7429 and report["unexpected"] == []
+    index = json.loads((tmp_path / "partial" / "index.json").read_text())
+    assert index["clips"] == sorted(set(CLIPS) - SKIPPED - {"1003_DFA_NEU_XX"})
+
+
+def test_a_partial_copy_on_purpose_skips_and_names_the_clips_without_media(corpus, tmp_path):
+    root = Path(shutil.copytree(corpus[0], tmp_path / "CREMA-D"))
+    (root / "VideoFlash" / "1001_DFA_ANG_XX.flv").unlink()
+    (root / "AudioWAV" / "1002_TIE_DIS_XX.wav").unlink()
+    (root / "AudioWAV" / "1003_DFA_NEU_XX.wav").write_text(
+        "version https://git-lfs.github.com/spec/v1\noid sha256:0123\nsize 72862\n")
+    with pytest.warns(UserWarning, match=re.escape(
+            "3 of the 14 clips expected lack media and are skipped (expect_complete: false): "
+            "1001_DFA_ANG_XX, 1002_TIE_DIS_XX, 1003_DFA_NEU_XX")):
+        report = run(root, tmp_path / "c", expect_complete=False)
+    reasons = {s["clip"]: s["reason"] for s in report["skipped"]}
+    assert reasons == {
+        "1001_DFA_ANG_XX": "VideoFlash/1001_DFA_ANG_XX.flv: missing",
+        "1002_TIE_DIS_XX": "AudioWAV/1002_TIE_DIS_XX.wav: missing",
+        "1003_DFA_NEU_XX": "AudioWAV/1003_DFA_NEU_XX.wav: a Git LFS pointer, not media (run `git lfs pull`)",
+        "1076_MTI_SAD_XX": reasons["1076_MTI_SAD_XX"]}
+    assert "0 samples" in reasons["1076_MTI_SAD_XX"]
+    assert report["clips_kept"] == 10 and report["clips_kept"] + len(report["skipped"]) == report["clips_listed"] == 14
+    assert report["official_clips_absent"] == 7442 - 11     # 10 kept + 1076_MTI_SAD_XX read (and found defective)
+    data = load(config(root), tmp_path / "c")
+    assert sum(len(t["label"]) for t in data.splits.values()) == 10
+
+
+def test_unexpected_names_and_files_are_reported_and_not_read(corpus, tmp_path):
+    root = Path(shutil.copytree(corpus[0], tmp_path / "CREMA-D"))
+    for folder, ext in (("AudioWAV", "wav"), ("VideoFlash", "flv")):    # media under a name not in the corpus
+        shutil.copy(root / folder / f"1001_DFA_ANG_XX.{ext}", root / folder / f"1001_XYZ_ANG_XX.{ext}")
+    shutil.copy(root / "VideoFlash" / "1001_DFA_ANG_XX.flv", root / "VideoFlash" / "1001_DFA_ANG_XX (1).flv")
+    (root / "AudioWAV" / "1001_DFA_ANG_XX.mp3").write_bytes(b"ID3")
+    (root / "AudioWAV" / ".DS_Store").write_bytes(b"\0")                    # hidden: not reported
+    listing = root / "SentenceFilenames.csv"
+    listing.write_text(listing.read_text() + '\n15,"1001_XYZ_ANG_XX"\n16,"1001_DFA_ANG_XX_copy"\n')
+    files = ["AudioWAV/1001_DFA_ANG_XX.mp3", "AudioWAV/1001_XYZ_ANG_XX.wav", "VideoFlash/1001_DFA_ANG_XX (1).flv",
+             "VideoFlash/1001_XYZ_ANG_XX.flv"]
+    with pytest.warns(UserWarning, match=re.escape(
+            "6 names are not part of the official corpus (mcrlib/data/cremad_meta/SentenceFilenames.csv) "
+            "and not read: 1001_DFA_ANG_XX_copy, 1001_XYZ_ANG_XX, AudioWAV/1001_DFA_ANG_XX.mp3, "
+            "AudioWAV/1001_XYZ_ANG_XX.wav, VideoFlash/1001_DFA_ANG_XX (1).flv, ... (6 in all)")):
+        report = run(root, tmp_path / "c")
+    assert report["unexpected"] == ["1001_DFA_ANG_XX_copy", "1001_XYZ_ANG_XX", *files]
+    reasons = {s["clip"]: s["reason"] for s in report["skipped"]}
+    assert reasons["1001_XYZ_ANG_XX"] == ("not in the official CREMA-D clip list "
+                                          "(mcrlib/data/cremad_meta/SentenceFilenames.csv)")
+    assert reasons["1001_DFA_ANG_XX_copy"] == "not a CREMA-D clip name"
+    assert report["clips_listed"] == 16 and report["clips_kept"] == len(CLIPS) - len(SKIPPED)
+    index = json.loads((tmp_path / "c" / "index.json").read_text())
+    assert sorted(index["clips"]) == sorted(set(CLIPS) - SKIPPED)
+
+    # without a list of its own, the names come from the media files: the same files are unexpected
+    listing.unlink()
+    with pytest.warns(UserWarning, match="4 names are not part of the official corpus"):
+        report = run(root, tmp_path / "glob", expect_complete=False)
+    assert report["unexpected"] == files
+    reasons = {s["clip"]: s["reason"] for s in report["skipped"]}
+    assert reasons.keys() == SKIPPED | {"1001_XYZ_ANG_XX", "1001_DFA_ANG_XX (1)"}
+    assert reasons["1001_DFA_ANG_XX (1)"] == "not a CREMA-D clip name"
+    assert report["clips_kept"] == len(CLIPS) - len(SKIPPED)
+
+
+def test_a_complete_copy_passes_silently(corpus, tmp_path):
+    """The fixture (its own list, every listed clip with its media) warns of nothing."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        report = run(corpus[0], tmp_path)
+    assert report["unexpected"] == [] and {s["clip"] for s in report["skipped"]} == SKIPPED
 
 
 def test_load_refuses_a_missing_or_foreign_cache(corpus, tmp_path):
@@ -216,6 +336,7 @@ def test_parallel_decoding_gives_the_same_cache(corpus, tmp_path):
     ({"fold": 3}, "data.params.fold=3"), ({"val_share": 0.0}, "data.params.val_share=0.0"),
     ({"image_size": 4}, "data.params.image_size=4"), ({"hop_length": 1024}, "data.params.hop_length"),
     ({"n_folds": 1}, "data.params.n_folds=1"), ({"size": 224}, "unknown key 'data.params.size'"),
+    ({"expect_complete": "no"}, "data.params.expect_complete='no'"),
 ])
 def test_bad_settings_are_rejected(params, fragment):
     with pytest.raises(ConfigError, match=re.escape(fragment)):
@@ -226,23 +347,43 @@ def test_paper_defaults():
     cfg = CremadConfig(root="")
     assert (cfg.sample_rate, cfg.seconds, cfg.tile, cfg.n_fft, cfg.hop_length) == (22050, 3.0, 3, 512, 353)
     assert (cfg.n_frames, cfg.fps, cfg.image_size, cfg.n_folds) == (3, 1.0, 224, 3)
+    assert cfg.expect_complete is True
 
 
 # ----------------------------------------------------------------- the real corpus' names
 @pytest.fixture(scope="module")
 def real():
-    assert META.is_dir(), f"CREMA-D metadata not found at {META} (set MCR_SHARED to the shared folder)"
-    return read_clip_list(META / "SentenceFilenames.csv"), read_actor_table(META / "VideoDemographics.csv")
+    return list(official_clips()), official_actors()
+
+
+def test_official_metadata_ships_as_package_data():
+    meta = REPO / "mcrlib" / "data" / "cremad_meta"
+    declared = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    covered = {p for pattern in declared["mcrlib.data"] for p in (REPO / "mcrlib" / "data").glob(pattern)}
+    assert set(meta.iterdir()) == {meta / "SentenceFilenames.csv", meta / "VideoDemographics.csv", meta / "README.md"}
+    assert set(meta.iterdir()) <= covered        # a non-editable install (wheel) carries them
+    assert official_actors() == read_actor_table(meta / "VideoDemographics.csv")
+    readme = (meta / "README.md").read_text()
+    assert "ODbL" in readme and "CheyneyComputerScience/CREMA-D" in readme
 
 
 def test_real_names_match_the_layout_and_the_defect_list(real):
     clips, actors = real
     assert len(clips) == len(set(clips)) == 7442 and len(actors) == 91
-    listed = {line.split("\t")[0] for line in (META / "files.tsv").read_text().splitlines()[1:] if line}
-    assert listed == {f for c in clips for f in expected_files(c)}
+    assert clips[:2] == ["1001_IEO_NEU_XX", "1001_IEO_HAP_LO"] and clips[-1].startswith("1091_")
+    rows = [line.split("\t") for line in gzip.decompress(FILES.read_bytes()).decode().splitlines()[1:] if line]
+    sizes = {path: int(size) for path, size in rows}
+    assert len(sizes) == len(rows) == 14884
+    assert set(sizes) == {f for c in clips for f in expected_files(c)}     # the layout, and nothing else
+    # Every real media file is far above the 1 KiB under which a file is read to tell a Git LFS pointer.
+    assert min(sizes.values()) == sizes["VideoFlash/1076_MTI_NEU_XX.flv"] == 35166
+    # The one-minute defect is by far the largest video.
+    largest = sorted(sizes, key=sizes.get)[-2:]
+    assert largest[-1] == "VideoFlash/1064_IEO_DIS_MD.flv" and sizes[largest[-1]] > 10 * sizes[largest[0]]
     assert {parse_clip(c)[0] for c in clips} == set(actors)
     assert set(KNOWN_DEFECTS) <= set(clips)
     assert Counter(parse_clip(c)[1] for c in clips) == {0: 1087, 1: 1271, 2: 1271, 3: 1271, 4: 1271, 5: 1271}
+    assert set(CLIPS) <= set(clips)                    # the fixture is made of real names
 
 
 def test_real_folds_are_actor_disjoint_and_balanced(real):

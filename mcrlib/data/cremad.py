@@ -4,11 +4,29 @@ Layout (public GitHub repository CheyneyComputerScience/CREMA-D, media in Git LF
     <root>/AudioWAV/<clip>.wav        16 kHz mono WAV
     <root>/VideoFlash/<clip>.flv      FLV video (with an audio track, unused)
     <root>/VideoDemographics.csv      ActorID, Age, Sex, Race, Ethnicity
-    <root>/SentenceFilenames.csv      optional: the list of every clip (Filename column)
+    <root>/SentenceFilenames.csv      optional: the clips this copy holds (Filename column)
 Clip names: {actor}_{sentence}_{emotion}_{level}; label from the emotion: NEU 0, HAP 1, SAD 2,
 FEA 3, DIS 4, ANG 5 (the release's order).
 
     python -m mcrlib.data.prepare cremad      # the DVC stage prepare@cremad (params: data.cremad)
+
+The official metadata ship with this package (mcrlib/data/cremad_meta: the corpus'
+SentenceFilenames.csv of 7,442 clips and VideoDemographics.csv; `official_clips`,
+`official_actors`), and `locate` checks a copy against them:
+- The clips a copy must hold are those of its own SentenceFilenames.csv (the corpus ships the
+  official list, so a clone must hold all 7,442; a copy whose list names fewer declares a subset,
+  as the test fixtures do), else, without that file, every clip of the official list.
+- expect_complete (default true): a clip the copy must hold whose WAV or FLV is absent or still a
+  Git LFS pointer is an error naming how many clips lack media, the first ones with their files,
+  what was expected and how to fix it (the source, `git lfs pull`). With expect_complete: false
+  (a partial copy on purpose) such clips are skipped, listed in report.json's `skipped` with the
+  reason, and warned about; a copy without its own list then must hold only the clips it has files for.
+- Names that are not official clips are never read: listed names go into `skipped` ("not a
+  CREMA-D clip name" / "not in the official CREMA-D clip list"); report.json's `unexpected` lists
+  them and every file under AudioWAV/ and VideoFlash/ that is not the media of an official clip
+  (a warning names them too).
+- report.json counts the official clips not preprocessed because the copy lacks them
+  (`official_clips_absent`, with the first names in `official_clips_absent_examples`).
 
 `preprocess` writes features.pt (audio (N, 1, 257, 188) float32, visual (N, 3, 3, H, W) uint8,
 label) for every usable clip, index.json (clips, actors, settings) and report.json (what was
@@ -17,10 +35,13 @@ the actor-disjoint fold out of that cache, so the three folds share one preproce
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
+import warnings
 from collections import Counter
 from dataclasses import asdict, dataclass, field
+from importlib import resources
 from pathlib import Path
 
 import torch
@@ -36,7 +57,15 @@ SOURCE = ("the public GitHub repository CheyneyComputerScience/CREMA-D "
           "(https://github.com/CheyneyComputerScience/CREMA-D; its media are in Git LFS: "
           "clone it, then run `git lfs pull`)")
 LAYOUT = ("<root>/AudioWAV/<clip>.wav, <root>/VideoFlash/<clip>.flv and <root>/VideoDemographics.csv "
-          "(ActorID column); optionally <root>/SentenceFilenames.csv (Filename column) listing every clip")
+          "(ActorID column); optionally <root>/SentenceFilenames.csv (Filename column) listing the clips "
+          "the copy holds (else it must hold every clip of the official list)")
+OFFICIAL_META = "mcrlib/data/cremad_meta"    # package data: the corpus' SentenceFilenames.csv, VideoDemographics.csv
+FIX = ("To fix: the corpus comes from {source}. In a clone, install Git LFS (`git lfs install`), run "
+       "`git lfs pull` in it and check that AudioWAV/ and VideoFlash/ hold every file. To preprocess a partial "
+       "copy on purpose, set data.params.expect_complete: false (the clips without media are then skipped "
+       "and listed in report.json).")
+SHOWN = 5               # names quoted in an error or warning message
+EXAMPLES = 20           # names of absent official clips kept in report.json
 # The corpus' own README names these files; each one's outcome is always in the report.
 KNOWN_DEFECTS = {
     "1076_MTI_SAD_XX": "no audio, very short (WAV and FLV)",
@@ -64,9 +93,12 @@ class CremadConfig:
     n_frames: int = 3           # 1-fps frames per clip
     fps: float = 1.0
     image_size: int = 224
+    expect_complete: bool = True   # every clip the copy must hold needs its media (see the module docstring)
 
     def __post_init__(self):
         check(isinstance(self.root, str), "data.params.root", self.root, "a folder path")
+        check(isinstance(self.expect_complete, bool), "data.params.expect_complete", self.expect_complete,
+              "true or false")
         check(self.n_folds >= 2, "data.params.n_folds", self.n_folds, "an integer >= 2")
         check(0 <= self.fold < self.n_folds, "data.params.fold", self.fold,
               f"an integer in [0, n_folds={self.n_folds})")
@@ -89,11 +121,46 @@ class CremadConfig:
                              fps=self.fps, image_size=self.image_size)
 
 
+# ---------------------------------------------------------------- the official metadata
+def _official_file(name: str):
+    return resources.files("mcrlib.data") / "cremad_meta" / name
+
+
+@functools.cache
+def official_clips() -> tuple[str, ...]:
+    """The corpus' 7,442 clip names, in the order of its SentenceFilenames.csv (package data)."""
+    with resources.as_file(_official_file("SentenceFilenames.csv")) as path:
+        return tuple(read_clip_list(path))
+
+
+@functools.cache
+def _official_actors() -> tuple[tuple[int, str], ...]:
+    with resources.as_file(_official_file("VideoDemographics.csv")) as path:
+        return tuple(read_actor_table(path).items())
+
+
+def official_actors() -> dict[int, str]:
+    """ActorID -> sex of the corpus' 91 actors (its VideoDemographics.csv, package data)."""
+    return dict(_official_actors())
+
+
+@functools.cache
+def _official_files() -> frozenset[str]:
+    return frozenset(f for c in official_clips() for f in expected_files(c))
+
+
 # ---------------------------------------------------------------- the raw folder
-def _missing_error(what: str, root: Path, missing: list[str], hint: str = "") -> FileNotFoundError:
-    shown = ", ".join(missing[:5]) + (f", ... ({len(missing)} in all)" if len(missing) > 5 else "")
-    return FileNotFoundError(f"CREMA-D at {root}: {what}: {shown}. Expected layout: {LAYOUT}. "
-                             f"{hint}The corpus comes from {SOURCE}.")
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n:,} {one if n == 1 else many}"
+
+
+def _shown(names: list[str]) -> str:
+    return ", ".join(names[:SHOWN]) + (f", ... ({len(names):,} in all)" if len(names) > SHOWN else "")
+
+
+def _missing_error(what: str, root: Path, missing: list[str]) -> FileNotFoundError:
+    return FileNotFoundError(f"CREMA-D at {root}: {what}: {_shown(missing)}. Expected layout: {LAYOUT}. "
+                             f"The corpus comes from {SOURCE}.")
 
 
 def _is_lfs_pointer(path: Path) -> bool:
@@ -102,9 +169,52 @@ def _is_lfs_pointer(path: Path) -> bool:
     return path.read_bytes().startswith(b"version https://git-lfs")
 
 
-def locate(root: str) -> tuple[Path, list[str], dict[int, str], list[str]]:
-    """(root, clips to read, actor table, names that are not clip names). Raises
-    FileNotFoundError naming the layout, what is missing and where the corpus comes from."""
+@dataclass
+class Copy:
+    """What `locate` found in a copy of the corpus."""
+    root: Path
+    clips: list[str]                  # the clips to read, in order
+    actors: dict[int, str]            # its VideoDemographics.csv
+    skipped: list[dict]               # {"clip", "reason"}: names of the copy that are not read
+    unexpected: list[str]             # names and files that are not part of the official corpus
+    official_absent: list[str]        # official clips the copy does not hold (in the official order)
+    expected_from: str                # where the clips it must hold come from (for messages)
+
+
+def _lacking(base: Path, clip: str) -> list[tuple[str, str]]:
+    """(file, what is wrong) for each media file of clip that is absent or a Git LFS pointer."""
+    wrong = []
+    for f in expected_files(clip):
+        path = base / f
+        if not path.is_file():
+            wrong.append((f, "missing"))
+        elif _is_lfs_pointer(path):
+            wrong.append((f, "a Git LFS pointer, not media"))
+    return wrong
+
+
+def _media_error(base: Path, lacking: dict[str, list[tuple[str, str]]], n_expected: int,
+                 expected_from: str) -> FileNotFoundError:
+    flat = [w for ws in lacking.values() for _, w in ws]
+    n_missing, n_pointers = flat.count("missing"), len(flat) - flat.count("missing")
+    facts = []
+    if n_missing:
+        facts.append(f"{n_missing:,} of {2 * n_expected:,} media files {'is' if n_missing == 1 else 'are'} missing")
+    if n_pointers:
+        facts.append(_count(n_pointers, "media file is a Git LFS pointer", "media files are Git LFS pointers")
+                     + ", not media")
+    first = [f"{c} ({', '.join(f if w == 'missing' else f'{f}: Git LFS pointer' for f, w in ws)})"
+             for c, ws in lacking.items()]
+    return FileNotFoundError(
+        f"CREMA-D at {base}: {len(lacking):,} of the {n_expected:,} clips expected "
+        f"{'lacks' if len(lacking) == 1 else 'lack'} media "
+        f"({' and '.join(facts)}): {_shown(first)}. The clips expected are {expected_from}. "
+        f"{FIX.format(source=SOURCE)} Expected layout: {LAYOUT}.")
+
+
+def locate(root: str, expect_complete: bool = True) -> Copy:
+    """The copy of the corpus at root, checked against the official clip list (module docstring).
+    Raises FileNotFoundError naming the layout, what is missing and where the corpus comes from."""
     if not root:
         raise FileNotFoundError(f"CREMA-D root is not set: set data.params.root (or MCR_CREMAD_ROOT) to "
                                 f"a folder laid out as {LAYOUT}. The corpus comes from {SOURCE}.")
@@ -116,30 +226,53 @@ def locate(root: str) -> tuple[Path, list[str], dict[int, str], list[str]]:
     if absent:
         raise _missing_error("missing", base, absent)
     actors = read_actor_table(base / "VideoDemographics.csv")
+    official = official_clips()
+    official_set, official_files = set(official), _official_files()
     listing = base / "SentenceFilenames.csv"
+    present = [p for d in ("AudioWAV", "VideoFlash") for p in sorted((base / d).iterdir())
+               if p.is_file() and not p.name.startswith(".")]      # hidden files (.DS_Store) aside
     if listing.exists():
         names = read_clip_list(listing)
+        expected_from = f"those of {listing} ({len(names):,} clips)"
     else:
-        names = sorted({p.stem for p in (base / "AudioWAV").glob("*.wav")}
-                       | {p.stem for p in (base / "VideoFlash").glob("*.flv")})
+        names = sorted({p.stem for p in present if p.suffix in (".wav", ".flv")})
+        expected_from = (f"the official clip list shipped with mcrlib ({OFFICIAL_META}/SentenceFilenames.csv, "
+                         f"{len(official):,} clips), as {base} has no SentenceFilenames.csv of its own")
     if not names:
         raise _missing_error("no clips", base, ["AudioWAV/*.wav", "VideoFlash/*.flv"])
-    clips, bad_names = [], []
-    for name in names:
-        (clips if CLIP_NAME.match(name) else bad_names).append(name)
-    files = [f for c in clips for f in expected_files(c)]
-    missing = [f for f in files if not (base / f).is_file()]
-    if missing:
-        raise _missing_error(f"{len(missing)} of {len(files)} media files are missing", base, missing)
-    pointers = [f for f in files if _is_lfs_pointer(base / f)]
-    if pointers:
-        raise _missing_error(f"{len(pointers)} media files are Git LFS pointers, not media", base, pointers,
-                             "Run `git lfs pull` in the clone. ")
+    skipped = [{"clip": n, "reason": "not a CREMA-D clip name" if not CLIP_NAME.match(n) else
+                f"not in the official CREMA-D clip list ({OFFICIAL_META}/SentenceFilenames.csv)"}
+               for n in names if n not in official_set]
+    held = [n for n in names if n in official_set]
+    if listing.exists() or not expect_complete:
+        must_hold = held
+    else:
+        must_hold = sorted(official)
+    unexpected = sorted({s["clip"] for s in skipped} if listing.exists() else set()) + sorted(
+        f"{p.parent.name}/{p.name}" for p in present if f"{p.parent.name}/{p.name}" not in official_files)
+    lacking = {c: w for c in must_hold if (w := _lacking(base, c))}
+    if lacking and expect_complete:
+        raise _media_error(base, lacking, len(must_hold), expected_from)
+    if lacking:
+        warnings.warn(f"CREMA-D at {base}: {len(lacking):,} of the {len(must_hold):,} clips expected "
+                      f"{'lacks media and is' if len(lacking) == 1 else 'lack media and are'} skipped "
+                      f"(expect_complete: false): {_shown(list(lacking))}", stacklevel=2)
+        skipped += [{"clip": c, "reason": "; ".join(f"{f}: {w}" for f, w in ws) +
+                     (" (run `git lfs pull`)" if any(w != "missing" for _, w in ws) else "")}
+                    for c, ws in lacking.items()]
+    if unexpected:
+        warnings.warn(f"CREMA-D at {base}: {_count(len(unexpected), 'name is', 'names are')} not part of the "
+                      f"official corpus "
+                      f"({OFFICIAL_META}/SentenceFilenames.csv) and not read: {_shown(unexpected)}",
+                      stacklevel=2)
+    clips = [c for c in must_hold if c not in lacking]
     strangers = sorted({parse_clip(c)[0] for c in clips} - set(actors))
     if strangers:
         raise ValueError(f"{base / 'VideoDemographics.csv'} lacks actors {strangers[:5]} "
                          f"({len(strangers)} in all) that name clips: the actor table and the media disagree")
-    return base, clips, actors, bad_names
+    read = set(clips)
+    return Copy(root=base, clips=clips, actors=actors, skipped=skipped, unexpected=unexpected,
+                official_absent=[c for c in official if c not in read], expected_from=expected_from)
 
 
 # ---------------------------------------------------------------- preprocess and load
@@ -177,7 +310,8 @@ def preprocess(cfg: CremadConfig, out_dir: str | Path, *, workers: int | None = 
     """Read every clip under cfg.root, write features.pt, index.json and report.json (last, so
     its presence marks a complete cache) into out_dir; returns out_dir."""
     out = Path(out_dir)
-    base, clips, actors, bad_names = locate(cfg.root)
+    copy = locate(cfg.root, cfg.expect_complete)
+    base, clips, actors = copy.root, copy.clips, copy.actors
     if workers is None:
         workers = int(os.environ.get("MCR_DATA_WORKERS", min(8, os.cpu_count() or 1)))
     media = cfg.media()
@@ -187,8 +321,8 @@ def preprocess(cfg: CremadConfig, out_dir: str | Path, *, workers: int | None = 
     audio = torch.empty((n, 1, cfg.n_fft // 2 + 1, n_time), dtype=torch.float32)
     visual = torch.empty((n, cfg.n_frames, 3, cfg.image_size, cfg.image_size), dtype=torch.uint8)
     kept, skipped, padded_video, padded_audio, long_clips, notes = [], [], [], [], [], []
-    skipped += [{"clip": b, "reason": "not a CREMA-D clip name"} for b in bad_names]
-    outcome, n_cut = {}, 0
+    skipped += copy.skipped
+    outcome, n_cut = {s["clip"]: f"skipped: {s['reason']}" for s in copy.skipped}, 0
     for r in _run(jobs, workers, progress):
         clip = r["clip"]
         if not r["ok"]:
@@ -232,7 +366,11 @@ def preprocess(cfg: CremadConfig, out_dir: str | Path, *, workers: int | None = 
     folds = actor_folds(actors, cfg.n_folds, cfg.split_seed, cfg.val_share)
     report = {
         "dataset": "CREMA-D", "source": SOURCE, "root": str(base), "settings": _settings(cfg),
-        "clips_listed": n + len(bad_names), "clips_kept": len(kept), "skipped": skipped,
+        "clips_listed": n + len(copy.skipped), "clips_kept": len(kept), "skipped": skipped,
+        "expect_complete": cfg.expect_complete, "official_clips": len(official_clips()),
+        "official_clips_absent": len(copy.official_absent),
+        "official_clips_absent_examples": copy.official_absent[:EXAMPLES],
+        "unexpected": copy.unexpected,
         "padded_video": padded_video, "padded_audio": padded_audio, "trimmed_long": long_clips,
         "notes": notes,
         "audio_longer_than_window": n_cut,

@@ -109,6 +109,14 @@ def _train(config: RunConfig, path: Path, data, cache_dir) -> RunResult:
     heads = ["fused", *model.modalities]
     for split, preds in fit.predictions.items():
         metrics.update({f"{split}_{k}": v for k, v in head_metrics(preds, heads, data.task).items()})
+    if data.task == "classification":
+        # Each modality's contribution to the fused test accuracy (latent permuted / Shapley with
+        # zeroed latents), from the best-validation weights the trainer has restored, in eval mode,
+        # with a torch.Generator seeded by the run's seed (mcrlib.evaluation.model_contributions).
+        from mcrlib.evaluation import model_contributions
+        contributions = model_contributions(model, data, "test", seed=config.seed, device=trainer.device,
+                                            batch_size=max(256, config.train.batch_size))
+        metrics.update({f"test_{k}": v for k, v in contributions.items()})
     return RunResult(config=to_dict(config), metrics=metrics, history=fit.history,
                      predictions=fit.predictions)
 
@@ -128,6 +136,18 @@ def _compose_ensemble(config: RunConfig, data, cache_dir) -> RunResult:
         other = "probabilities" if params.combine == "standardised_logits" else "standardised_logits"
         alt = {"label": preds["label"], "fused": combine(list(logits.values()), other)}
         metrics[f"{split}_acc_fused_{other}"] = head_metrics(alt, ["fused"], data.task).get("acc_fused")
+    if data.task == "classification":
+        # Contributions at the logit level: each member's test logits stand in for a latent. A
+        # member's raw logits are permuted (one randperm over the whole test split) or replaced by
+        # zeros, then combined as above. For standardised_logits this permutes / zeroes its
+        # standardised logits exactly (a row permutation keeps the global mean and std, and
+        # standardise(0) = 0); for probabilities a zeroed member contributes the uniform distribution.
+        from mcrlib.evaluation import modality_contributions
+        test = predictions["test"]
+        contributions = modality_contributions(
+            lambda parts: combine([parts[m] for m in members], params.combine),
+            {m: test[m] for m in members}, test["label"], generator=torch.Generator().manual_seed(config.seed))
+        metrics.update({f"test_{k}": v for k, v in contributions.items()})
     return RunResult(config=to_dict(config), metrics=metrics, predictions=predictions)
 
 
@@ -157,12 +177,18 @@ def run(config: RunConfig | dict, cache_dir: str | Path | None = None) -> RunRes
 
 
 def main(argv=None) -> None:
-    """mcr-run CONFIG.yaml [--cache DIR]: train one run from a YAML RunConfig, print its metrics."""
-    parser = argparse.ArgumentParser(description=main.__doc__)
+    """mcr-run CONFIG.yaml [--cache DIR]: train one run from a YAML RunConfig, print its metrics.
+
+    A user's mistake exits with `mcr-run: error: ...` on stderr: status 2 for a config error
+    (missing or malformed file, unknown key, invalid value), 1 for missing or corrupt data."""
+    from mcrlib.cli import read_yaml, user_errors
+    prog = "mcr-run"
+    parser = argparse.ArgumentParser(prog=prog, description=main.__doc__)
     parser.add_argument("config", help="YAML file with data/model/train/method/seed keys")
     parser.add_argument("--cache", default=None, help=f"run cache folder (default {DEFAULT_CACHE})")
     args = parser.parse_args(argv)
-    result = run(yaml.safe_load(Path(args.config).read_text()), args.cache)
+    with user_errors(prog):
+        result = run(read_yaml(args.config), args.cache)
     print(json.dumps(result.metrics, indent=1))
     print(f"saved in {result.path}")
 

@@ -32,11 +32,7 @@ seeds = [0]
 synthetic_ratio = 4.0
 record_features = 200
 workers = 1
-synthetic = {"profile": "smoke", "ratios": [4.0], "unique2": 0.1, "seeds": [0], "methods": ["joint", "ensemble", "mcr"],
-             "data": {"latent_dim": 8, "input_dim": 64, "mean_scale": 2.5, "n_train": 256, "n_val": 256, "n_test": 512},
-             "model": {"hidden_dim": 32, "latent_dim": 16},
-             "train": {"max_epochs": 6, "batch_size": 32, "patience": 6, "progress": False},
-             "method_params": {"mcr": {"copies": 8}}}
+synthetic = {'profile': 'smoke', 'ratios': [4.0], 'unique2': 0.1, 'seeds': [0], 'methods': ['joint', 'ensemble', 'mcr'], 'data': {'latent_dim': 8, 'input_dim': 64, 'mean_scale': 2.5, 'n_train': 256, 'n_val': 256, 'n_test': 512}, 'model': {'hidden_dim': 32, 'latent_dim': 16}, 'train': {'max_epochs': 6, 'batch_size': 32, 'patience': 6, 'progress': False}, 'method_params': {'mcr': {'copies': 8}}}
 benchmarks = None
 results_dir = "../results/smoke/competition"
 figures_dir = "../figures/smoke"

@@ -37,6 +37,7 @@ train = {"max_epochs": 6, "batch_size": 32, "patience": 6, "progress": False}
 method_params = {"mcr": {"copies": 8}}
 search = {"seeds": [0], "grid": {"mcr": {"lambda_mipd": [0.1, 1.0]}, "ogm": {"alpha": [0.3, 0.8]}}}
 workers = 1
+calibrated = False   # True: the generator setting chosen by the calibrate stage
 results_dir = "../results/smoke/synthetic"
 figures_dir = "../figures/smoke"
 cache_dir = "../.mcr-cache/runs"
@@ -54,11 +55,11 @@ from mcrlib.analysis.plots import lines_with_bands, save_figure
 from mcrlib.analysis.tables import export_table, format_pm, mean_std
 from mcrlib.atomic import write_text
 from mcrlib.studies.grid import save_runs
-from mcrlib.studies.synthetic import load_study, run_study
+from mcrlib.studies.synthetic import load_study, resolve, run_study
 
-study = load_study(dict(profile=profile, ratios=ratios, unique2=unique2, seeds=seeds, methods=methods,
-                        data=data, model=model, train=train, method_params=method_params, search=search,
-                        workers=workers))
+study = load_study(resolve(dict(profile=profile, ratios=ratios, unique2=unique2, seeds=seeds, methods=methods,
+                                data=data, model=model, train=train, method_params=method_params, search=search,
+                                workers=workers, calibrated=calibrated), root_dir))
 results_dir, figures_dir = Path(results_dir), Path(figures_dir)
 example = study.data_config(study.ratios[0], study.seeds[0])
 print(f"profile {study.profile}: ratios {list(study.ratios)}, u2 = {study.unique2}, seeds {list(study.seeds)}, "

@@ -25,8 +25,7 @@
 
 # %% tags=["parameters"]
 profile = "smoke"
-datasets = {"synthetic (smoke)": {"name": "synthetic", "params": {
-    "latent_dim": 8, "input_dim": 64, "mean_scale": 2.5, "n_train": 256, "n_val": 256, "n_test": 512}}}
+datasets = {'synthetic (smoke)': {'name': 'synthetic', 'params': {'latent_dim': 8, 'input_dim': 64, 'mean_scale': 2.5, 'n_train': 256, 'n_val': 256, 'n_test': 512}}}
 seeds = [0, 1, 2]
 methods = ["ensemble", "joint", "multiloss", "unipre_frozen", "unipre_finetuned", "ogm", "agm", "mlb", "mcr"]
 model = {"hidden_dim": 32, "latent_dim": 16}

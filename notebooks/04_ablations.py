@@ -34,9 +34,7 @@
 
 # %% tags=["parameters"]
 profile = "smoke"
-datasets = {"synthetic u1/s=4 (smoke)": {"name": "synthetic", "ratio": 4.0, "params": {
-    "unique2": 0.1, "latent_dim": 8, "input_dim": 64, "mean_scale": 2.5, "n_train": 256, "n_val": 256,
-    "n_test": 512}}}
+datasets = {'synthetic at u1/s 4 (smoke)': {'name': 'synthetic', 'ratio': 4.0, 'params': {'unique2': 0.1, 'latent_dim': 8, 'input_dim': 64, 'mean_scale': 2.5, 'n_train': 256, 'n_val': 256, 'n_test': 512}}}
 seeds = [0, 1]
 model = {"hidden_dim": 32, "latent_dim": 16}
 train = {"max_epochs": 6, "batch_size": 32, "patience": 6, "progress": False}
@@ -44,9 +42,7 @@ mcr = {"copies": 8}
 component_weights = {"lambda_mipd": 0.1, "lambda_con": 1.0, "lambda_ceb": 1.0}
 tables = ["table2_strategy", "table3_components", "table4_perturbation", "open_choices"]
 variant_params = {}
-cost = {"copies": 32, "batch_size": 32, "repeats": 3, "steps": 2, "threads": 1,
-        "models": {"mlp": {"model": {"hidden_dim": 32, "latent_dim": 16}, "shapes": {"x1": [64], "x2": [64]}},
-                   "resnet": {"model": {"resnet_width": 8}}}}
+cost = {'copies': 32, 'batch_size': 32, 'repeats': 3, 'steps': 2, 'threads': 1, 'models': {'mlp': {'model': {'hidden_dim': 32, 'latent_dim': 16}, 'shapes': {'x1': [64], 'x2': [64]}}, 'resnet': {'model': {'resnet_width': 8}}}}
 workers = 1
 results_dir = "../results/smoke/ablations"
 figures_dir = "../figures/smoke"

@@ -38,21 +38,8 @@
 
 # %% tags=["parameters"]
 profile = "smoke"
-synthetic = {"profile": "smoke", "ratios": [0.25, 4.0], "unique2": 0.1, "seeds": [0, 1, 2],
-             "methods": ["ensemble", "joint", "multiloss", "unipre_finetuned", "ogm", "agm", "mlb", "mcr"],
-             "data": {"latent_dim": 8, "input_dim": 64, "mean_scale": 2.5, "n_train": 256, "n_val": 256, "n_test": 512},
-             "model": {"hidden_dim": 32, "latent_dim": 16},
-             "train": {"max_epochs": 6, "batch_size": 32, "patience": 6, "progress": False},
-             "method_params": {"mcr": {"copies": 8}},
-             "search": {"seeds": [0], "grid": {"mcr": {"lambda_mipd": [0.1, 1.0]}, "ogm": {"alpha": [0.3, 0.8]}}}}
-benchmarks = {"profile": "smoke",
-              "datasets": {"synthetic (smoke)": {"name": "synthetic", "params": {
-                  "latent_dim": 8, "input_dim": 64, "mean_scale": 2.5, "n_train": 256, "n_val": 256, "n_test": 512}}},
-              "seeds": [0, 1, 2],
-              "methods": ["ensemble", "joint", "multiloss", "unipre_frozen", "unipre_finetuned", "ogm", "agm", "mlb", "mcr"],
-              "model": {"hidden_dim": 32, "latent_dim": 16},
-              "train": {"max_epochs": 6, "batch_size": 32, "patience": 6, "progress": False},
-              "method_params": {"mcr": {"copies": 8}}, "search": {"seeds": [0], "grid": {}}}
+synthetic = {'profile': 'smoke', 'ratios': [0.25, 4.0], 'unique2': 0.1, 'seeds': [0, 1, 2], 'methods': ['ensemble', 'joint', 'multiloss', 'unipre_finetuned', 'ogm', 'agm', 'mlb', 'mcr'], 'data': {'latent_dim': 8, 'input_dim': 64, 'mean_scale': 2.5, 'n_train': 256, 'n_val': 256, 'n_test': 512}, 'model': {'hidden_dim': 32, 'latent_dim': 16}, 'train': {'max_epochs': 6, 'batch_size': 32, 'patience': 6, 'progress': False}, 'method_params': {'mcr': {'copies': 8}}, 'search': {'seeds': [0], 'grid': {'mcr': {'lambda_mipd': [0.1, 1.0]}, 'ogm': {'alpha': [0.3, 0.8]}}}}
+benchmarks = {'profile': 'smoke', 'datasets': {'synthetic (smoke)': {'name': 'synthetic', 'params': {'latent_dim': 8, 'input_dim': 64, 'mean_scale': 2.5, 'n_train': 256, 'n_val': 256, 'n_test': 512}}}, 'seeds': [0, 1, 2], 'methods': ['ensemble', 'joint', 'multiloss', 'unipre_frozen', 'unipre_finetuned', 'ogm', 'agm', 'mlb', 'mcr'], 'model': {'hidden_dim': 32, 'latent_dim': 16}, 'train': {'max_epochs': 6, 'batch_size': 32, 'patience': 6, 'progress': False}, 'method_params': {'mcr': {'copies': 8}}, 'search': {'seeds': [0], 'grid': {}}}
 methods = ["ensemble", "joint", "agm", "mlb", "mcr"]   # drawn in Figure 5; the tables have every method
 perturbations = ["zero", "noise", "permute"]
 perturbation_seed = 0
@@ -78,7 +65,7 @@ from mcrlib.studies import synthetic as synthetic_study
 from mcrlib.studies.results import study_results
 
 STUDIES = {
-    "synthetic": (synthetic_study, synthetic_study.load_study(synthetic), "ratio"),
+    "synthetic": (synthetic_study, synthetic_study.load_study(synthetic_study.resolve(synthetic, root_dir)), "ratio"),
     "benchmarks": (benchmark_study, benchmark_study.load_study(
         {**benchmarks, "datasets": benchmark_study.resolve_datasets(benchmarks["datasets"], root_dir)}), "dataset"),
 }

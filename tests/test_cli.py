@@ -173,7 +173,7 @@ def test_prepare_malformed_checksum_list_exits_1_naming_it(fake_fsdd, tmp_path, 
 
 
 @pytest.mark.parametrize("text, named", [
-    ("data:\n  avdigits: {image_energy: 2}\n", "data.image_energy=2.0 is invalid"),
+    ("data:\n  avdigits: {duration_s: -1}\n", "data.duration_s=-1.0 is invalid"),
     ("data:\n  avdigits: {fsdd_rot: x}\n", "unknown key 'data.avdigits.fsdd_rot'"),
     ("data:\n  cremad: {}\n", "has no data.avdigits section; it has ['cremad']"),
     ("data: [avdigits]\n", "data=['avdigits'] is invalid"),

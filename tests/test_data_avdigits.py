@@ -6,9 +6,10 @@ import zipfile
 import pytest
 import torch
 
+from mcrlib.config import ConfigError
 from mcrlib.data import fsdd, load_dataset
 from mcrlib.data.avdigits import AVDigitsConfig, AVDigitsData, build, load
-from tests.fixtures.fsdd import write_fsdd
+from tests.fixtures.fsdd import SPEAKERS, write_fsdd
 
 
 @pytest.fixture(scope="module")
@@ -20,39 +21,58 @@ def built(tmp_path_factory):
     return root, sums, out, record
 
 
-def test_splits_are_by_speaker_and_labels_come_from_file_names(built):
+def test_folds_leave_one_speaker_out_and_labels_come_from_file_names(built):
     _, _, out, record = built
-    data = load(AVDigitsData(path=str(out)))
-    assert record["splits"]["test"]["speakers"] == ["yweweler"] and record["splits"]["val"]["speakers"] == ["theo"]
-    assert record["splits"]["train"]["samples"] == 4 * 10 * 2
-    speakers = data.group_names
-    for split, expected in (("train", {"george", "jackson", "lucas", "nicolas"}), ("test", {"yweweler"})):
-        assert {speakers[g] for g in data.splits[split]["group"].tolist()} == expected
-    train = data.splits["train"]
-    assert train["audio"].shape == (80, 1, 64, 33) and train["visual"].shape == (80, 1, 8, 8)
-    assert sorted(train["label"].tolist()) == sorted(list(range(10)) * 8)
+    assert record["speakers"] == sorted(SPEAKERS)
+    tested = []
+    for fold in range(6):
+        data = load(AVDigitsData(path=str(out), fold=fold))
+        speakers = {split: {data.group_names[g] for g in t["group"].tolist()} for split, t in data.splits.items()}
+        assert speakers["test"] == {record["speakers"][fold]}
+        assert speakers["val"] == {record["speakers"][(fold + 1) % 6]}
+        assert speakers["train"] == set(SPEAKERS) - speakers["test"] - speakers["val"]
+        train = data.splits["train"]
+        assert train["audio"].shape == (80, 1, 64, 33) and train["visual"].shape == (80, 1, 8, 8)
+        assert sorted(train["label"].tolist()) == sorted(list(range(10)) * 8)
+        tested += data.splits["test"]["image_id"].tolist()
+    assert len(tested) == 120         # every recording is a test sample in exactly one fold
+    with pytest.raises(ConfigError, match="data.fold"):
+        AVDigitsData(path=str(out), fold=6)
 
 
-def test_each_image_shows_the_spoken_digit_and_pools_are_disjoint(built):
+def test_each_image_shows_the_spoken_digit_and_speaker_pools_are_disjoint(built):
     from sklearn.datasets import load_digits
     targets = torch.from_numpy(load_digits().target)
-    data = load(AVDigitsData(path=str(built[2])))
-    ids = {}
-    for split, tensors in data.splits.items():
-        assert torch.equal(targets[tensors["image_id"]], tensors["label"])
-        ids[split] = set(tensors["image_id"].tolist())
-    assert not ids["train"] & ids["test"] and not ids["train"] & ids["val"] and not ids["val"] & ids["test"]
+    for fold in (0, 3):
+        data = load(AVDigitsData(path=str(built[2]), fold=fold))
+        ids = {}
+        for split, tensors in data.splits.items():
+            assert torch.equal(targets[tensors["image_id"]], tensors["label"])
+            ids[split] = set(tensors["image_id"].tolist())
+        assert not ids["train"] & ids["test"] and not ids["train"] & ids["val"] and not ids["val"] & ids["test"]
 
 
-def test_audio_is_standardised_log_stft_and_the_build_is_deterministic(built, tmp_path):
+def test_audio_is_standardised_with_training_statistics_and_degradation_is_applied_at_load(built, tmp_path):
     root, sums, out, record = built
-    train = load(AVDigitsData(path=str(out))).splits["train"]["audio"]
-    per_bin = train.mean(dim=(0, 1, 3))
-    assert per_bin.abs().max() < 1e-3  # train statistics
+    clean = load(AVDigitsData(path=str(out), audio_snr_db=60.0, image_energy=1.0))
+    assert clean.splits["train"]["audio"].mean(dim=(0, 1, 3)).abs().max() < 1e-3  # train statistics
+    noisy = load(AVDigitsData(path=str(out), audio_snr_db=0.0, image_energy=0.1))
+    # the lower the SNR, the further the spectrograms from the clean ones
+    def corr(a, b):
+        return torch.corrcoef(torch.stack([a.splits["train"]["audio"].flatten(), b.splits["train"]["audio"].flatten()]))[0, 1]
+    mild = load(AVDigitsData(path=str(out), audio_snr_db=40.0, image_energy=1.0))
+    assert corr(clean, mild) > 0.9 > corr(clean, noisy)
+    # fewer principal components: the images lose detail
+    from sklearn.datasets import load_digits
+    raw = torch.from_numpy(load_digits().images / 16.0).float()
+    def error(data):
+        t = data.splits["test"]
+        return (t["visual"][:, 0] - raw[t["image_id"]]).pow(2).mean().item()
+    assert error(noisy) > 2 * error(clean)
     again = build(AVDigitsConfig(fsdd_root=str(root), checksums=str(sums)), tmp_path)
-    assert again["fingerprint"] == record["fingerprint"]
-    noisier = build(AVDigitsConfig(fsdd_root=str(root), checksums=str(sums), audio_snr_db=0.0), tmp_path / "n")
-    assert noisier["fingerprint"] != record["fingerprint"]
+    assert again["fingerprint"] == record["fingerprint"]                  # deterministic
+    other = build(AVDigitsConfig(fsdd_root=str(root), checksums=str(sums), seed=1), tmp_path / "s1")
+    assert other["fingerprint"] != record["fingerprint"]
 
 
 def test_registered_dataset_checks_the_fingerprint(built):
@@ -114,8 +134,9 @@ def test_pinned_checksums_cover_the_whole_corpus():
 
 def test_recipe_record_is_json_with_the_recipe(built):
     record = json.loads((built[2] / "recipe.json").read_text())
-    assert record["recipe"] == {**json.loads(json.dumps(record["recipe"])), "image_energy": 0.3, "audio_snr_db": 30.0}
-    assert 1 <= record["image_pca_components"] <= 64
+    assert record["recipe"]["seed"] == 0 and record["recipe"]["n_fft"] == 126
+    assert record["samples_per_speaker"] == {s: 20 for s in SPEAKERS}
+    assert sum(record["image_pool_per_speaker"].values()) == 1797
 
 
 def test_run_configs_do_not_depend_on_where_the_project_lives(built, tmp_path, monkeypatch):

@@ -1,5 +1,6 @@
 """The synthetic-study stage end to end on the smoke profile, and the quick profile's params."""
 import json
+
 import re
 from pathlib import Path
 
@@ -136,3 +137,24 @@ def test_paper_profile_uses_the_per_dataset_settings():
     assert sth.model.video_encoder == "swin3d_t" and cremad[0].model.video_encoder == "resnet18"
     assert sth.train.augment_frames and cremad[0].train.augment_frames
     assert study.run_config("joint", "MOSI V-A-T", 0).data.params["modalities"] == ["vision", "text", "audio"]
+
+
+@pytest.mark.parametrize("source", sorted((ROOT / "notebooks").glob("*.py")), ids=lambda p: p.stem)
+def test_papermill_reads_every_parameter_of_the_parameters_cell(source):
+    """Papermill parses the parameters cell line by line: an assignment spread over several lines
+    is 'unable to parse' and its injected value is reported as an unknown parameter (a false
+    warning in every `dvc repro`). Every parameter must be one line that papermill reads."""
+    import ast
+
+    import jupytext
+    import papermill
+    nb = jupytext.read(source)
+    cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    assigned = {n.targets[0].id for n in ast.parse(cell.source).body if isinstance(n, ast.Assign)}
+    path = ROOT / "results" / f".inspect-{source.stem}.ipynb"
+    try:
+        jupytext.write(nb, path)
+        seen = set(papermill.inspect_notebook(str(path)))
+    finally:
+        path.unlink(missing_ok=True)
+    assert seen == assigned

@@ -91,7 +91,7 @@ class AblationStudyConfig:
               f"a non-empty list of {list(TABLES)}")
         check(set(self.component_weights) <= set(COMPONENTS) and all(v > 0 for v in self.component_weights.values()),
               "ablations.component_weights", self.component_weights, f"weights > 0 of {list(COMPONENTS)}")
-        allowed = {"name", "params", "folds", "model", "train", "method_params", "ratio", "variant_params"}
+        allowed = {"name", "params", "folds", "model", "train", "method_params", "ratio", "variant_params", "calibrated"}
         for label, spec in self.datasets.items():
             check(isinstance(spec, dict) and spec.get("name") in DATASETS and set(spec) <= allowed,
                   f"ablations.datasets.{label}", spec,

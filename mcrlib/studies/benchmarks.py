@@ -33,7 +33,7 @@ class BenchmarkStudyConfig:
     def __post_init__(self):
         check(len(self.datasets) > 0, "benchmarks.datasets", self.datasets, "at least one dataset")
         check(len(self.seeds) > 0, "benchmarks.seeds", list(self.seeds), "a non-empty list of seeds")
-        allowed = {"name", "params", "folds", "model", "train", "method_params"}
+        allowed = {"name", "params", "folds", "model", "train", "method_params", "calibrated"}
         for label, spec in self.datasets.items():
             check(isinstance(spec, dict) and spec.get("name") in DATASETS and set(spec) <= allowed,
                   f"benchmarks.datasets.{label}", spec,
@@ -78,7 +78,8 @@ def run_study(study: BenchmarkStudyConfig, cache_dir: str | Path) -> tuple[pd.Da
                   for label, spec in study.datasets.items()}
     return run_grid(cells=list(study.datasets), seeds=study.seeds, methods=study.methods,
                     search=study.search, make_config=study.run_config, modalities=modalities.__getitem__,
-                    cache_dir=cache_dir, workers=study.workers, cell_name="dataset")
+                    cache_dir=cache_dir, workers=study.workers, cell_name="dataset",
+                    columns=lambda r: {"fold": r.config["data"]["params"].get("fold", -1)})
 
 
 def gain_over_ensemble(runs: pd.DataFrame) -> pd.DataFrame:
@@ -89,15 +90,22 @@ def gain_over_ensemble(runs: pd.DataFrame) -> pd.DataFrame:
     return others
 
 
-def resolve_datasets(datasets: dict, root_dir: str | Path) -> dict:
+def resolve_datasets(datasets: dict, root_dir: str | Path, calibrated: bool = True) -> dict:
     """Relative data paths are relative to the project's root `root_dir`: the loaders read them
     there ($MCR_PROJECT_ROOT, set here), while run configs keep them relative, so the run cache
     does not depend on where the project is checked out. Cached datasets (AV-Digits) also get
-    the fingerprint of their content, so a rebuilt dataset never reuses stale runs."""
+    the fingerprint of their content, so a rebuilt dataset never reuses stale runs. A dataset
+    marked `calibrated: true` takes its recipe (load-time params) from the calibration's choice
+    (results/calibration/chosen.json, mcrlib.studies.calibration); `calibrated=False` leaves the
+    mark out, for the calibration itself."""
     os.environ[location.ENV] = str(Path(root_dir).resolve())
     resolved = {}
     for label, spec in datasets.items():
+        spec = dict(spec)
         params = dict(spec.get("params", {}))
+        if spec.pop("calibrated", False) and calibrated:
+            from mcrlib.studies.calibration import read_chosen
+            params.update(read_chosen(root_dir)[spec["name"]]["params"])
         if "path" in params:
             recipe = location.project_path(params["path"]) / "recipe.json"
             if recipe.exists() and "fingerprint" not in params:

@@ -42,7 +42,7 @@ def run_competition(params: dict, synthetic_params: dict | None, benchmark_param
     """(per-epoch curves, ensemble accuracy): fused test accuracy and each encoder's probe
     accuracy per epoch for every method, dataset and seed; the ensemble of the same seeds."""
     competition = from_dict(CompetitionConfig, params, "competition")
-    syn = synthetic.load_study(synthetic_params) if synthetic_params else None
+    syn = synthetic.load_study(synthetic.resolve(synthetic_params, root_dir)) if synthetic_params else None
     bench = None
     if benchmark_params:
         bench = benchmarks.load_study({**benchmark_params, "datasets": benchmarks.resolve_datasets(

@@ -30,6 +30,8 @@ class SyntheticStudyConfig:
     method_params: dict = field(default_factory=dict)   # method name -> its params
     search: SearchConfig = field(default_factory=SearchConfig)  # per-method grid, chosen on validation
     workers: int = 1
+    # true: `data` takes the generator setting the calibration chose (applied by `resolve`)
+    calibrated: bool = False
 
     def __post_init__(self):
         check(len(self.ratios) > 0 and all(r >= 0 for r in self.ratios), "synthetic.ratios",
@@ -69,6 +71,20 @@ class SyntheticStudyConfig:
 
 def load_study(params: dict) -> SyntheticStudyConfig:
     return from_dict(SyntheticStudyConfig, params, "synthetic")
+
+
+def resolve(params: dict, root_dir) -> dict:
+    """The synthetic section with `calibrated: true` replaced by the generator setting that the
+    calibration chose (results/calibration/chosen.json, mcrlib.studies.calibration)."""
+    params = dict(params)
+    if params.get("calibrated", False):
+        params["calibrated"] = False   # applied once
+        from mcrlib.studies.calibration import read_chosen
+        chosen = dict(read_chosen(root_dir)["synthetic"]["params"])
+        if "unique2" in chosen:
+            params["unique2"] = chosen.pop("unique2")
+        params["data"] = {**params.get("data", {}), **chosen}
+    return params
 
 
 def study_runs(study: SyntheticStudyConfig, chosen: dict | None = None) -> list[tuple[dict, RunConfig]]:

@@ -47,7 +47,7 @@ import matplotlib.pyplot as plt
 from mcrlib.analysis.plots import save_figure
 from mcrlib.analysis.tables import export_table, format_pm, mean_std
 from mcrlib.atomic import atomic_path, write_text
-from mcrlib.studies.competition import run_competition
+from mcrlib.studies.competition import plot_table, run_competition
 
 results_dir, figures_dir = Path(results_dir), Path(figures_dir)
 curves, ensemble = run_competition(
@@ -55,13 +55,15 @@ curves, ensemble = run_competition(
          workers=workers), synthetic, benchmarks, root_dir, cache_dir)
 with atomic_path(results_dir / "curves.csv") as tmp:
     curves.to_csv(tmp, index=False)
+with atomic_path(results_dir / "plot_curves.csv") as tmp:   # `dvc plots`: one column per line
+    plot_table(curves).to_csv(tmp, index=False)
 curves.head()
 
 # %% [markdown]
 # ## Figure 6: fused accuracy and per-encoder probes per epoch (mean over seeds)
 
 # %%
-probe_columns = [c for c in curves.columns if c.startswith("probe ")]
+probe_columns = [c for c in curves.columns if c.startswith("probe ") and c != "probe gap"]
 datasets, methods_run = list(curves["dataset"].unique()), list(curves["method"].unique())
 fig, axes = plt.subplots(len(datasets), len(methods_run), figsize=(4.2 * len(methods_run), 3.2 * len(datasets)),
                          squeeze=False, sharey="row")
@@ -73,6 +75,8 @@ for row, dataset in enumerate(datasets):
         mean = part.groupby("epoch")[["fused", *probe_columns]].mean()
         for column in ["fused", *probe_columns]:
             ax.plot(mean.index, mean[column].values, label=column, lw=2.2 if column == "fused" else 1.5)
+        gap = part.groupby("epoch")["probe gap"].mean()
+        ax.plot(gap.index, gap.values, ls=":", color="0.2", label="probe gap")
         ax.axhline(reference, ls="--", color="0.4", label="ensemble")
         ax.set(title=f"{dataset}: {method}", xlabel="epoch", ylabel="test accuracy")
         ax.grid(alpha=0.3)

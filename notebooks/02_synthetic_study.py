@@ -53,7 +53,7 @@ from IPython.display import display
 
 from mcrlib.analysis.plots import lines_with_bands, save_figure
 from mcrlib.analysis.tables import export_table, format_pm, mean_std
-from mcrlib.atomic import write_text
+from mcrlib.atomic import atomic_path, write_text
 from mcrlib.studies.grid import save_runs
 from mcrlib.studies.synthetic import load_study, resolve, run_study
 
@@ -121,6 +121,8 @@ plt.close(fig)
 # %%
 table = format_pm(summary, index="method", columns="ratio", order=ORDER)
 table.columns = [f"u1/s = {c:g}" for c in table.columns]
+with atomic_path(results_dir / "plot_fig1.csv") as tmp:   # `dvc plots`: accuracy against u1/s, a column per method
+    summary.pivot(index="ratio", columns="method", values="mean").reindex(columns=ORDER).reset_index().to_csv(tmp, index=False)
 export_table(table, results_dir / "fig1_table", caption=caption)
 groups = runs.melt(id_vars=["method", "ratio", "seed"], value_vars=["acc_shared", "acc_unique-1", "acc_unique-2"],
                    var_name="group", value_name="acc")

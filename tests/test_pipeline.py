@@ -158,3 +158,25 @@ def test_papermill_reads_every_parameter_of_the_parameters_cell(source):
     finally:
         path.unlink(missing_ok=True)
     assert seen == assigned
+
+
+def test_small_results_are_committed_and_bulk_stays_out_of_git():
+    """Tables, figures, metrics and executed notebooks are git-tracked outputs (cache: false), so a
+    clone shows them and `dvc status` stays clean after a commit; prepared data stays in DVC's cache."""
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())
+    outs = {}
+    for name, stage in stages["stages"].items():
+        for kind in ("outs", "metrics", "plots"):
+            for entry in stage.get(kind, []):
+                path, options = (next(iter(entry.items())) if isinstance(entry, dict) else (entry, {}))
+                outs[path] = options or {}
+    small = {p: o for p, o in outs.items() if p.startswith(("results/", "figures/"))}
+    assert small and all(o.get("cache") is False for o in small.values()), \
+        [p for p, o in small.items() if o.get("cache") is not False]
+    assert outs["data/processed/${key}"].get("cache", True) is True
+    for plot in stages["plots"]:
+        name, spec = next(iter(plot.items())) if isinstance(plot, dict) else (plot, None)
+        files = list(spec["y"]) if spec else [name]
+        assert all(f in outs for f in files), f"plot {name} draws {files}, not all stage outputs"
+    ignored = (ROOT / ".gitignore").read_text().split()
+    assert not any(i.strip("/").startswith(("results", "figures")) and "smoke" not in i for i in ignored)

@@ -37,6 +37,15 @@ def cells(competition: CompetitionConfig, synthetic_study, benchmark_study) -> d
     return out
 
 
+def plot_table(curves: pd.DataFrame) -> pd.DataFrame:
+    """Wide per-epoch table for `dvc plots`: one column per (dataset, method) of the fused accuracy
+    and of the probe gap, means over seeds."""
+    mean = curves.groupby(["dataset", "method", "epoch"])[["fused", "probe gap"]].mean().reset_index()
+    wide = mean.pivot(index="epoch", columns=["dataset", "method"], values=["fused", "probe gap"])
+    wide.columns = [f"{dataset} {method} {what}" for what, dataset, method in wide.columns]
+    return wide.reset_index()
+
+
 def run_competition(params: dict, synthetic_params: dict | None, benchmark_params: dict | None,
                     root_dir, cache_dir) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(per-epoch curves, ensemble accuracy): fused test accuracy and each encoder's probe
@@ -59,7 +68,9 @@ def run_competition(params: dict, synthetic_params: dict | None, benchmark_param
         probes = probe_epochs(load_features(result.path), modalities)
         for record, probe in zip(result.history, probes):
             rows.append({"dataset": label, "method": method, "seed": seed, "epoch": record["epoch"],
-                         "fused": record["test_acc_fused"], **{f"probe {m}": a for m, a in probe.items()}})
+                         "fused": record["test_acc_fused"], **{f"probe {m}": a for m, a in probe.items()},
+                         # the competition in one number: how far the weaker encoder trails the stronger
+                         "probe gap": max(probe.values()) - min(probe.values())})
     ensemble = pd.DataFrame([{"dataset": label, "seed": s, "ensemble": r.metrics["test_acc_fused"]}
                              for (label, s, _), r in zip(ensembles, results[len(jobs):])])
     return pd.DataFrame(rows), ensemble

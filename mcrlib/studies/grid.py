@@ -46,9 +46,18 @@ def run_grid(*, cells: Sequence, seeds: Sequence[int], methods: Sequence[str], s
     labelled = grid_runs(cells, seeds, methods, make_config, modalities, chosen, cell_name)
     results = run_all([c for _, c in labelled], cache_dir, workers, desc=f"{cell_name} runs")
     rows = [{**labels, "test_acc": r.metrics["test_acc_fused"], "val_acc": r.metrics["val_acc_fused"],
-             "epochs": r.metrics.get("epochs", 0), **(columns(r) if columns else {})}
+             "epochs": r.metrics.get("epochs", 0), **measures(r.metrics), **(columns(r) if columns else {})}
             for (labels, _), r in zip(labelled, results)]
     return pd.DataFrame(rows), trials.rename(columns={"cell": cell_name})
+
+
+def measures(metrics: dict) -> dict:
+    """The measures peers report beside accuracy, where the run has them: the fused head's test
+    macro-F1 and expected calibration error, and each modality's contribution to the fused
+    prediction (accuracy lost when its latent is permuted; its zero-out Shapley value)."""
+    keys = ("test_f1_fused", "test_ece_fused")
+    return {k.removeprefix("test_").removesuffix("_fused"): metrics[k] for k in keys if k in metrics} | {
+        k.removeprefix("test_"): v for k, v in metrics.items() if k.startswith("test_contrib_")}
 
 
 def save_runs(runs: pd.DataFrame, trials: pd.DataFrame, results_dir: str | Path) -> None:

@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 
 from mcrlib.atomic import save_torch
 from mcrlib.augment import augment_frames
-from mcrlib.config import TrainConfig
+from mcrlib.config import ConfigError, TrainConfig
 from mcrlib.data import TensorSplits
 from mcrlib.evaluation import head_metrics, predict
 
@@ -24,7 +24,11 @@ from mcrlib.evaluation import head_metrics, predict
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"train.device={name!r} is invalid: this machine has no CUDA device; "
+                          "expected 'auto' (the GPU when there is one) or 'cpu'")
+    return device
 
 
 def warmup_cosine(warmup_steps: int, total_steps: int):

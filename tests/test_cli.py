@@ -236,3 +236,13 @@ def test_helper_maps_error_types_to_statuses_and_works_as_a_decorator(capsys):
         with pytest.raises(type(bug)):
             command(bug)
     assert capsys.readouterr().err == ""
+
+
+def test_a_cuda_device_on_a_machine_without_one_is_a_config_error(tmp_path, capsys, monkeypatch):
+    import torch
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    config = tmp_path / "cuda.yaml"
+    config.write_text(yaml.safe_dump({"data": {"name": "synthetic", "params": {"n_train": 64, "n_val": 32, "n_test": 32}},
+                                      "train": {"device": "cuda", "max_epochs": 2}, "method": {"name": "joint"}}))
+    status, err = fails(runs.main, [str(config), "--cache", str(tmp_path / "cache")], capsys)
+    assert status == 2 and "train.device='cuda' is invalid" in err and "no CUDA device" in err

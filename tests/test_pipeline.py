@@ -116,8 +116,12 @@ def test_every_profile_validates_before_anything_runs(profile):
     from mcrlib.data.prepare import PREPARE
     from mcrlib.studies import benchmarks
     params = yaml.safe_load((ROOT / profile).read_text())
-    assert set(params) == {"synthetic", "data", "benchmarks", "competition", "error_analysis", "ablations"}
+    assert set(params) == {"synthetic", "data", "calibrate", "benchmarks", "competition", "error_analysis",
+                           "ablations", "report"}
     load_study(params["synthetic"])
+    from mcrlib.studies.calibration import load_calibration
+    calibration = load_calibration(params["calibrate"])
+    assert set(calibration.grids) <= set(params["data"])       # calibrated datasets are prepared ones
     from mcrlib.studies.competition import CompetitionConfig
     from_dict(CompetitionConfig, params["competition"], "competition")
     for name, settings in params["data"].items():

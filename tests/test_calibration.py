@@ -72,8 +72,8 @@ def test_calibrated_sections_take_the_chosen_recipe(tmp_path, monkeypatch):
     datasets = {"AV": {"name": "avdigits", "params": {"path": "data/none"}, "calibrated": True}}
     with pytest.raises(FileNotFoundError, match="dvc repro calibrate"):
         resolve_datasets(datasets, tmp_path)
-    (tmp_path / "results" / "calibration").mkdir(parents=True)
-    (tmp_path / "results" / "calibration" / cal.CHOSEN_FILE).write_text(json.dumps({
+    (tmp_path / "results" / "calibrate").mkdir(parents=True)
+    (tmp_path / "results" / "calibrate" / cal.CHOSEN_FILE).write_text(json.dumps({
         "avdigits": {"params": {"image_energy": 0.2, "audio_snr_db": 60.0}, "meets_criterion": True},
         "synthetic": {"params": {"mean_scale": 2.5, "n_train": 2000}, "meets_criterion": False}}))
     resolved = resolve_datasets(datasets, tmp_path)["AV"]

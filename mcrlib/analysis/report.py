@@ -242,7 +242,7 @@ def load_optional(path: Path) -> pd.DataFrame | None:
 
 
 def calibration_text(results: Path) -> str:
-    chosen_path = results / "calibration" / "chosen.json"
+    chosen_path = results / "calibrate" / "chosen.json"
     if not chosen_path.is_file():
         return "No calibration was run."
     chosen = json.loads(chosen_path.read_text())
@@ -258,5 +258,5 @@ def calibration_text(results: Path) -> str:
             continue
         met = "meets the criterion" if v["meets_criterion"] else "**no declared setting met the criterion; the closest is kept**"
         parts.append(f"- **{name}**: chosen {v['params']}; {met} "
-                     f"([table](calibration/calibration_{name}.md)).")
+                     f"([table](calibrate/calibration_{name}.md)).")
     return "\n".join(parts)

@@ -96,7 +96,7 @@ def resolve_datasets(datasets: dict, root_dir: str | Path, calibrated: bool = Tr
     does not depend on where the project is checked out. Cached datasets (AV-Digits) also get
     the fingerprint of their content, so a rebuilt dataset never reuses stale runs. A dataset
     marked `calibrated: true` takes its recipe (load-time params) from the calibration's choice
-    (results/calibration/chosen.json, mcrlib.studies.calibration); `calibrated=False` leaves the
+    (results/calibrate/chosen.json, mcrlib.studies.calibration); `calibrated=False` leaves the
     mark out, for the calibration itself."""
     os.environ[location.ENV] = str(Path(root_dir).resolve())
     resolved = {}

@@ -188,7 +188,7 @@ def chosen_settings(tables: dict[str, pd.DataFrame], knobs: dict[str, list[str]]
 
 def read_chosen(root_dir) -> dict:
     """The choice the `calibrate` stage wrote; a clear error if it has not run."""
-    path = Path(root_dir) / "results" / "calibration" / CHOSEN_FILE
+    path = Path(root_dir) / "results" / "calibrate" / CHOSEN_FILE
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist: a dataset marked `calibrated: true` takes its recipe "
                                 "from the calibration; run `dvc repro calibrate` first")

@@ -75,7 +75,7 @@ def load_study(params: dict) -> SyntheticStudyConfig:
 
 def resolve(params: dict, root_dir) -> dict:
     """The synthetic section with `calibrated: true` replaced by the generator setting that the
-    calibration chose (results/calibration/chosen.json, mcrlib.studies.calibration)."""
+    calibration chose (results/calibrate/chosen.json, mcrlib.studies.calibration)."""
     params = dict(params)
     if params.get("calibrated", False):
         params["calibrated"] = False   # applied once

@@ -27,6 +27,7 @@ profile = "smoke"
 sections_dir = "../results/smoke"   # where the sections wrote their results
 report_path = "../results/smoke/REPORT.md"
 n_classes = {"AV-Digits": 10}
+other_runs = {}   # name -> claims.csv of another full run of this profile (other machine or threads)
 results_dir = "../results/smoke/report"
 root_dir = ".."
 
@@ -57,7 +58,7 @@ for file, make in (("ablations/cost.csv", report.cost_claims), ("error_analysis/
 curves = report.load_optional(results / "competition/curves.csv")
 if curves is not None:
     claims += report.probe_claims(curves, n_classes)
-claims = pd.DataFrame(claims)
+claims = report.with_other_runs(pd.DataFrame(claims), {name: pd.read_csv(path) for name, path in other_runs.items()})
 families = pd.concat(families, ignore_index=True) if families else pd.DataFrame(columns=["section", "half_width"])
 claims
 

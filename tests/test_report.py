@@ -51,3 +51,13 @@ def test_cost_claims_read_the_ratio_columns_only():
                          "mlp: time / joint": [1.0, 4.0], "resnet: time / joint": [1.0, 1.1]})
     rows = report.cost_claims(cost)
     assert [(r["data"].split()[0], r["verdict"]) for r in rows] == [("mlp", "contradicted"), ("resnet", "holds")]
+
+
+def test_a_verdict_that_changes_between_runs_is_inconclusive():
+    claims = pd.DataFrame([{"claim": "A", "data": "D", "verdict": "holds"}, {"claim": "B", "data": "D", "verdict": "holds"},
+                           {"claim": "C", "data": "D", "verdict": "inconclusive"}])
+    other = pd.DataFrame([{"claim": "A", "data": "D", "verdict": "holds"}, {"claim": "B", "data": "D", "verdict": "inconclusive"}])
+    out = report.with_other_runs(claims, {"threads": other})
+    assert out["verdict (threads)"].tolist() == ["holds", "inconclusive", "—"]
+    assert out["verdict, all runs"].tolist() == ["holds", "inconclusive (differs between runs)", "inconclusive"]
+    assert report.with_other_runs(claims, {}) is claims

@@ -41,12 +41,16 @@ def claim_row(claim: str, source: str, data: str, paper: str, ours: str, interva
 
 
 def _all_vs(table: pd.DataFrame) -> tuple[str, str, str]:
-    """(smallest difference, its interval, combined verdict) of a family where every row must hold."""
+    """(the difference shown, its interval, the verdict) of a "best of several" family: the verdict
+    by BEST_RULE; shown is a rival that contradicts the claim if one does, else the closest rival."""
     table = table.reset_index(drop=True)
     if not table["mean_diff"].notna().any():
         return "—", "—", "inconclusive"
-    worst = table.loc[table["mean_diff"].idxmin()]
-    return f"{_pct(worst['mean_diff'])} (vs {worst['reference']})", _interval(worst), best_verdict(table["verdict"])
+    against = table[table["verdict"] == "contradicted"]
+    shown = (against if len(against) else table)
+    worst = shown.loc[shown["mean_diff"].idxmin()]
+    rival = str(worst["reference"]).split("/")[-1]
+    return f"{_pct(worst['mean_diff'])} (vs {rival})", _interval(worst), best_verdict(table["verdict"])
 
 
 BEST_RULE = ("A claim that one method is the best of several (\"MCR highest\", \"greedy best\", \"permutation best\") "
@@ -260,3 +264,21 @@ def calibration_text(results: Path) -> str:
         parts.append(f"- **{name}**: chosen {v['params']}; {met} "
                      f"([table](calibrate/calibration_{name}.md)).")
     return "\n".join(parts)
+
+
+def with_other_runs(claims: pd.DataFrame, others: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """The claims of this run beside the verdicts of other full runs of the same profile (another
+    machine, other CPU threads: other kernel paths, so other floating-point orders). A verdict that
+    changes between runs was inconclusive: the final verdict is the common one, or inconclusive."""
+    if not others:
+        return claims
+    out = claims.copy()
+    key = ["claim", "data"]
+    finals = out["verdict"].tolist()
+    for name, other in others.items():
+        verdicts = other.drop_duplicates(key).set_index(key)["verdict"]
+        theirs = [verdicts.get((c, d), "—") for c, d in zip(out["claim"], out["data"])]
+        out[f"verdict ({name})"] = theirs
+        finals = [f if t in ("—", f) else "inconclusive (differs between runs)" for f, t in zip(finals, theirs)]
+    out["verdict, all runs"] = finals
+    return out

@@ -15,9 +15,17 @@ from pathlib import Path
 
 import jupytext
 import papermill
+import traitlets
 import yaml
+from jupyter_client.manager import AsyncKernelManager
 
 from mcrlib.atomic import atomic_path
+
+
+class IPCKernelManager(AsyncKernelManager):
+    """The notebook's kernel on local IPC sockets: a stage's kernel never listens on TCP, and the
+    log carries no warning about unencrypted TCP traffic."""
+    transport = traitlets.CaselessStrEnum(["tcp", "ipc"], default_value="ipc", config=True)
 
 
 def section_params(params_file: Path, section: str) -> dict:
@@ -31,20 +39,35 @@ def execute(notebook: Path, section: str, *, root: Path, params_file: Path, also
     """Run `notebook` with the keys of `section` as parameters, and each section named in `also`
     as one dict parameter of that name (an analysis that reads other sections' runs)."""
     root = root.resolve()
-    parameters = {
-        **section_params(params_file, section),
-        **{name: section_params(params_file, name) for name in also},
+    source = jupytext.read(notebook)
+    declared = _declared_parameters(source)
+    # What every stage offers; a notebook gets those its parameters cell declares, so papermill
+    # never reports a "Passed unknown parameter" that is not a mistake.
+    standard = {
         "root_dir": str(root),
         "results_dir": str(root / "results" / section),
         "figures_dir": str(root / "figures"),
         "cache_dir": os.environ.get("MCR_RUN_CACHE", str(root / ".mcr-cache" / "runs")),
     }
+    parameters = {
+        **section_params(params_file, section),
+        **{name: section_params(params_file, name) for name in also},
+        **{k: v for k, v in standard.items() if k in declared},
+    }
     output = root / "results" / "notebooks" / f"{notebook.stem}.ipynb"
     with atomic_path(output) as tmp:
-        papermill.execute_notebook(jupytext.read(notebook), str(tmp), parameters=parameters,
+        papermill.execute_notebook(source, str(tmp), parameters=parameters,
                                    kernel_name="python3", cwd=str(notebook.parent.resolve()),
-                                   progress_bar=False, log_output=True)
+                                   progress_bar=False, log_output=True, kernel_manager_class=IPCKernelManager)
     return output
+
+
+def _declared_parameters(notebook) -> set[str]:
+    """Names assigned in the notebook's cell tagged `parameters`."""
+    import ast
+    cells = [c for c in notebook.cells if "parameters" in c.metadata.get("tags", [])]
+    return {t.id for c in cells for node in ast.parse(c.source).body if isinstance(node, ast.Assign)
+            for t in node.targets if isinstance(t, ast.Name)}
 
 
 def main(argv=None) -> None:

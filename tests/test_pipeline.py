@@ -185,3 +185,18 @@ def test_small_results_are_committed_and_bulk_stays_out_of_git():
         assert all(f in outs for f in files), f"plot {name} draws {files}, not all stage outputs"
     ignored = (ROOT / ".gitignore").read_text().split()
     assert not any(i.strip("/").startswith(("results", "figures")) and "smoke" not in i for i in ignored)
+
+
+def test_a_stage_passes_only_the_standard_parameters_a_notebook_declares(tmp_path, capfd):
+    """The report notebook declares no figures_dir or cache_dir: the stage's log stays free of
+    'Passed unknown parameter' and of the kernel's TCP warning."""
+    import shutil
+    (tmp_path / "notebooks").mkdir()
+    shutil.copy(ROOT / "notebooks" / "06_report.py", tmp_path / "notebooks")
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({"report": {"profile": "test", "sections_dir": str(tmp_path / "results"),
+                                                 "report_path": str(tmp_path / "results" / "REPORT.md")}}))
+    execute(tmp_path / "notebooks" / "06_report.py", "report", root=tmp_path, params_file=params)
+    err = capfd.readouterr().err
+    assert "unknown parameter" not in err and "TCP" not in err
+    assert (tmp_path / "results" / "REPORT.md").read_text().startswith("# Which of the paper's claims hold here")

@@ -245,6 +245,25 @@ def load_optional(path: Path) -> pd.DataFrame | None:
     return pd.read_csv(path) if path.is_file() else None
 
 
+def _chosen_numbers(results: Path, name: str) -> str:
+    """The chosen setting's numbers, in words (accuracies in %, differences in points)."""
+    path = results / "calibrate" / f"calibration_{name}.csv"
+    if not path.is_file():
+        return ""
+    table = pd.read_csv(path)
+    row = table[table["chosen"]].iloc[0]
+    pct = lambda c: f"{100 * row[c]:.1f}"
+    if "joint - ensemble" in row:
+        alone = ", ".join(f"{c} {pct(c)}" for c in table.columns if c.endswith(" alone"))
+        return (f"Its numbers: {alone}, Ensemble {pct('ensemble')}, joint {pct('joint')}; joint − Ensemble "
+                f"{100 * row['joint - ensemble']:+.1f} [{100 * row['low']:+.1f}, {100 * row['high']:+.1f}] over {row['units']} units.")
+    ends = [c.split(" @ ")[1] for c in table.columns if c.startswith("joint @ ")]
+    accs = "; ".join(f"u1/s = {e}: " + ", ".join(f"{m} {pct(f'{m} @ {e}')}" for m in
+                     [c.split(" @ ")[0] for c in table.columns if c.endswith(f" @ {e}")]) for e in ends)
+    return (f"Its numbers: {accs}. Joint drop − Ensemble drop {100 * row['joint drop - ensemble drop']:+.1f} "
+            f"[{100 * row['low']:+.1f}, {100 * row['high']:+.1f}] over {row['units']} seeds (negative: joint falls more slowly).")
+
+
 def calibration_text(results: Path) -> str:
     chosen_path = results / "calibrate" / "chosen.json"
     if not chosen_path.is_file():
@@ -262,7 +281,7 @@ def calibration_text(results: Path) -> str:
             continue
         met = "meets the criterion" if v["meets_criterion"] else "**no declared setting met the criterion; the closest is kept**"
         parts.append(f"- **{name}**: chosen {v['params']}; {met} "
-                     f"([table](calibrate/calibration_{name}.md)).")
+                     f"([table](calibrate/calibration_{name}.md)). {_chosen_numbers(results, name)}")
     return "\n".join(parts)
 
 

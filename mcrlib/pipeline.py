@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 
 import jupytext
+import nbformat
 import papermill
 import traitlets
 import yaml
@@ -39,15 +40,17 @@ def execute(notebook: Path, section: str, *, root: Path, params_file: Path, also
     """Run `notebook` with the keys of `section` as parameters, and each section named in `also`
     as one dict parameter of that name (an analysis that reads other sections' runs)."""
     root = root.resolve()
+    here = notebook.parent.resolve()     # the kernel's working directory
+    rel = lambda path: os.path.relpath(path, here)   # injected paths do not depend on the checkout's place
     source = jupytext.read(notebook)
     declared = _declared_parameters(source)
     # What every stage offers; a notebook gets those its parameters cell declares, so papermill
     # never reports a "Passed unknown parameter" that is not a mistake.
     standard = {
-        "root_dir": str(root),
-        "results_dir": str(root / "results" / section),
-        "figures_dir": str(root / "figures"),
-        "cache_dir": os.environ.get("MCR_RUN_CACHE", str(root / ".mcr-cache" / "runs")),
+        "root_dir": rel(root),
+        "results_dir": rel(root / "results" / section),
+        "figures_dir": rel(root / "figures"),
+        "cache_dir": os.environ.get("MCR_RUN_CACHE", rel(root / ".mcr-cache" / "runs")),
     }
     parameters = {
         **section_params(params_file, section),
@@ -59,7 +62,26 @@ def execute(notebook: Path, section: str, *, root: Path, params_file: Path, also
         papermill.execute_notebook(source, str(tmp), parameters=parameters,
                                    kernel_name="python3", cwd=str(notebook.parent.resolve()),
                                    progress_bar=False, log_output=True, kernel_manager_class=IPCKernelManager)
+        _drop_volatile(tmp)
     return output
+
+
+def _drop_volatile(path: Path) -> None:
+    """Remove what changes on every execution and says nothing about the results (timestamps,
+    durations, temporary paths, progress-bar widgets), so a rebuilt notebook is identical and git
+    shows no change when the numbers did not change."""
+    nb = nbformat.read(path, as_version=4)
+    nb.metadata.pop("widgets", None)
+    for key in ("duration", "start_time", "end_time", "input_path", "output_path"):
+        nb.metadata.get("papermill", {}).pop(key, None)
+    for number, cell in enumerate(nb.cells):
+        cell.id = f"cell-{number}"       # papermill's injected cell gets a random id
+        cell.metadata.pop("execution", None)
+        for key in ("duration", "start_time", "end_time"):
+            cell.metadata.get("papermill", {}).pop(key, None)
+        if "outputs" in cell:
+            cell.outputs = [o for o in cell.outputs if "application/vnd.jupyter.widget-view+json" not in o.get("data", {})]
+    nbformat.write(nb, path)
 
 
 def _declared_parameters(notebook) -> set[str]:

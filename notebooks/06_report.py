@@ -77,6 +77,11 @@ power
 # %%
 header = (f"# Which of the paper's claims hold here\n\nRebuilt by `dvc repro` (stage `report`, {profile} profile) from the "
           "sections' result files; the numbers, intervals and verdicts below are computed, not written by hand.")
+if other_runs:
+    header += ("\n\nThe claims are also checked against other full runs of this profile: "
+               + ", ".join(f"**{name}** (`{path.removeprefix('../')}`)" for name, path in other_runs.items())
+               + ". A verdict that differs between runs was inconclusive: the column *verdict, all runs* is the one to read. "
+               "A different run may also calibrate to a different recipe; its choice is in its folder.")
 text = report.render(claims, power, {"text": report.calibration_text(results)}, header)
 write_text(text, Path(report_path))
 display(Markdown(text))

@@ -200,3 +200,20 @@ def test_a_stage_passes_only_the_standard_parameters_a_notebook_declares(tmp_pat
     err = capfd.readouterr().err
     assert "unknown parameter" not in err and "TCP" not in err
     assert (tmp_path / "results" / "REPORT.md").read_text().startswith("# Which of the paper's claims hold here")
+
+
+def test_an_executed_notebook_is_the_same_from_any_checkout_and_any_run(tmp_path):
+    """No absolute path, timestamp, duration or progress widget in the executed copy: two runs of a
+    stage from two checkouts give byte-identical notebooks (so committed results stay clean)."""
+    import shutil
+    copies = []
+    for checkout in ("a", "b"):
+        root = tmp_path / checkout
+        (root / "notebooks").mkdir(parents=True)
+        shutil.copy(ROOT / "notebooks" / "06_report.py", root / "notebooks")
+        params = root / "params.yaml"
+        params.write_text(yaml.safe_dump({"report": {"profile": "test", "sections_dir": "../results",
+                                                     "report_path": "../results/REPORT.md"}}))
+        copies.append(execute(root / "notebooks" / "06_report.py", "report", root=root, params_file=params).read_text())
+    assert copies[0] == copies[1]
+    assert str(tmp_path) not in copies[0] and "start_time" not in copies[0] and "widget-view" not in copies[0]

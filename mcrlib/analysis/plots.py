@@ -16,7 +16,9 @@ def save_figure(fig, stem: str | Path) -> list[Path]:
     paths = [Path(stem).with_suffix(s) for s in (".png", ".pdf")]
     for path in paths:
         with atomic_path(path) as tmp:
-            fig.savefig(tmp, dpi=160, bbox_inches="tight", format=path.suffix[1:])
+            # no creation date in the PDF: a rebuilt figure is byte-identical, so git sees no change
+            fig.savefig(tmp, dpi=160, bbox_inches="tight", format=path.suffix[1:],
+                        metadata={"CreationDate": None} if path.suffix == ".pdf" else None)
     return paths
 
 

@@ -38,8 +38,10 @@ from mcrlib.train import Trainer, resolve_device
 
 # (modality -> sample shape, classes): the quick profile's synthetic data (vectors, MLP encoders)
 # and AV-Digits (a 64 x 33 spectrogram and an 8 x 8 image, ResNet-18 encoders).
+# "cremad": CREMA-D's shapes (a 1 x 257 x 188 spectrogram, 3 RGB frames of 224 x 224), the GPU check's.
 SHAPES = {"mlp": ({"x1": (512,), "x2": (512,)}, 5),
-          "resnet": ({"audio": (1, 64, 33), "visual": (1, 8, 8)}, 10)}
+          "resnet": ({"audio": (1, 64, 33), "visual": (1, 8, 8)}, 10),
+          "cremad": ({"audio": (1, 257, 188), "visual": (3, 3, 224, 224)}, 6)}
 PERTURBATIONS = ("permute", "noise_latent", "zero_latent", "noise_input", "zero_input")
 
 
@@ -52,20 +54,23 @@ def variants(mcr_params: dict, perturbations=PERTURBATIONS) -> dict[str, tuple[s
     return out
 
 
-def _trainer(method: str, params: dict, model_cfg: ModelConfig, shapes: dict, n_classes: int, device: str):
+def _trainer(method: str, params: dict, model_cfg: ModelConfig, shapes: dict, n_classes: int, device: str,
+             precision: str = "fp32"):
     data = TensorSplits(splits={"train": {m: torch.zeros(1, *s) for m, s in shapes.items()}},
                         modalities=tuple(shapes), n_classes=n_classes)
     torch.manual_seed(0)   # every variant starts from the same weights
     model = build_model(model_cfg, data)
     cls = METHODS[method]
-    return Trainer(model, cls(method_params(method, params), model=model), TrainConfig(device=device, progress=False))
+    return Trainer(model, cls(method_params(method, params), model=model),
+                   TrainConfig(device=device, progress=False, precision=precision))
 
 
 def train_step(trainer: Trainer, batch: dict) -> None:
     """The trainer's step (forward, the method's loss, backward, its hook, the optimizer), without
     the bookkeeping."""
-    output = trainer.model(batch)
-    total = sum(trainer.method.loss(trainer.model, batch, output).values())
+    with trainer.autocast():
+        output = trainer.model(batch)
+        total = sum(trainer.method.loss(trainer.model, batch, output).values())
     trainer.optimizer.zero_grad(set_to_none=True)
     total.backward()
     trainer.method.after_backward(trainer.model, batch, output)
@@ -114,7 +119,7 @@ class PeakMemory:
 def measure_cost(*, model: str = "mlp", copies: int = 32, batch_size: int = 32, repeats: int = 5,
                  steps: int = 3, mcr_params: dict | None = None, model_config: dict | None = None,
                  shapes: dict | None = None, n_classes: int | None = None, perturbations=PERTURBATIONS,
-                 device: str = "auto", threads: int | None = 1) -> pd.DataFrame:
+                 device: str = "auto", threads: int | None = 1, precision: str = "fp32") -> pd.DataFrame:
     """One row per variant: median time per step (ms) and its ratio to joint training, median
     peak step memory (MiB) and its ratio, how memory was measured, and the setting.
     `threads`: CPU threads while measuring (None: torch's default)."""
@@ -123,19 +128,20 @@ def measure_cost(*, model: str = "mlp", copies: int = 32, batch_size: int = 32, 
         torch.set_num_threads(threads)
     try:
         return _measure(model, copies, batch_size, repeats, steps, mcr_params, model_config, shapes, n_classes,
-                        perturbations, device).assign(threads=torch.get_num_threads())
+                        perturbations, device, precision).assign(threads=torch.get_num_threads(), precision=precision)
     finally:
         torch.set_num_threads(previous_threads)
 
 
 def _measure(model, copies, batch_size, repeats, steps, mcr_params, model_config, shapes, n_classes,
-             perturbations, device) -> pd.DataFrame:
+             perturbations, device, precision="fp32") -> pd.DataFrame:
     default_shapes, default_classes = SHAPES[model]
     shapes, n_classes = shapes or default_shapes, n_classes or default_classes
     dev = resolve_device(device)
     model_cfg = ModelConfig(**(model_config or {}))
     specs = variants({**(mcr_params or {}), "copies": copies}, perturbations)
-    trainers = {label: _trainer(m, p, model_cfg, shapes, n_classes, str(dev)) for label, (m, p) in specs.items()}
+    trainers = {label: _trainer(m, p, model_cfg, shapes, n_classes, str(dev), precision)
+                for label, (m, p) in specs.items()}
     gen = torch.Generator().manual_seed(0)
     batch = {m: torch.randn(batch_size, *s, generator=gen).to(dev) for m, s in shapes.items()}
     batch["label"] = torch.randint(n_classes, (batch_size,), generator=gen).to(dev)
@@ -172,11 +178,12 @@ def main(argv=None) -> None:
     parser.add_argument("--width", type=int, default=8, help="ResNet-18 base width (64: torchvision's)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads (0: torch's default)")
+    parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
     parser.add_argument("--out", type=Path, help="also write the table as CSV")
     args = parser.parse_args(argv)
     table = pd.concat([measure_cost(model=m, copies=args.copies, batch_size=args.batch_size, repeats=args.repeats,
                                     steps=args.steps, model_config={"resnet_width": args.width}, device=args.device,
-                                    threads=args.threads or None)
+                                    threads=args.threads or None, precision=args.precision)
                        for m in args.model], ignore_index=True)
     print(table.round(3).to_string(index=False))
     if args.out:

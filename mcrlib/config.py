@@ -126,6 +126,12 @@ class TrainConfig:
     device: str = "auto"         # auto | cpu | cuda | cuda:N
     progress: bool = True
     augment_frames: bool = False  # RandomResizedCrop + flip of video frames in training (paper A.2)
+    # Evaluate the test split after every epoch (per-epoch curves, Figure 6), not only at the end;
+    # selection and early stopping read the validation split either way.
+    test_every_epoch: bool = False
+    # bf16: the forward pass and the losses under torch.autocast (weights, optimizer and
+    # evaluation stay fp32); meant for GPUs with bf16 units.
+    precision: Literal["fp32", "bf16"] = "fp32"
 
     def __post_init__(self):
         check(self.lr > 0, "train.lr", self.lr, "a learning rate > 0")

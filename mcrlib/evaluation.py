@@ -43,7 +43,7 @@ def predict(model, data: TensorSplits, split: str, batch_size: int, device) -> d
             out.setdefault(key, []).append(value.float().cpu())
         for key in ("label", "group"):
             if key in batch:
-                out.setdefault(key, []).append(batch[key])
+                out.setdefault(key, []).append(batch[key].cpu())
     model.train(was_training)
     return {k: torch.cat(v) for k, v in out.items()}
 

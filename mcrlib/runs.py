@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-import yaml
 
 import mcrlib
 from mcrlib.config import RunConfig, from_dict, to_dict

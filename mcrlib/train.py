@@ -6,6 +6,7 @@ in as callbacks: `callback(trainer, epoch, record)` after each epoch's evaluatio
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 from dataclasses import dataclass, field
@@ -76,6 +77,12 @@ class Trainer:
         self.optimizer = opt_cls(groups, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
         self.schedule = None
 
+    def autocast(self):
+        """bf16 autocast for the forward pass and the losses (train.precision), else nothing."""
+        if self.cfg.precision == "bf16":
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
     # ---- checkpointing -------------------------------------------------------------------
     def _state(self, epoch, history, best):
         return {"epoch": epoch, "history": history, "best": best,
@@ -110,34 +117,42 @@ class Trainer:
         self.model.train()
         self.method.train()
         self.method.on_epoch_start(epoch, self, data)  # after train(): a method may freeze parts
-        sums: dict[str, float] = {}
+        # Running sums stay on the device as detached tensors and are read once, at the epoch's
+        # end: a `.item()` per term per step would make every step wait for the device.
+        sums: dict[str, torch.Tensor] = {}
         steps = 0
         for step, batch in enumerate(data.loader("train", self.cfg.batch_size, epoch, self.seed)):
-            batch = {k: v.to(self.device) for k, v in batch.items()}
+            batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
             if self.cfg.augment_frames:
                 batch = augment_frames(batch, self.model.modalities)
-            output = self.model(batch)
-            terms = self.method.loss(self.model, batch, output)
-            for name, value in terms.items():
-                if not torch.isfinite(value).all():
-                    raise NonFiniteLoss(f"loss term {name!r} is {value.item()} at epoch {epoch}, "
-                                        f"step {step}; lower the learning rate or check the inputs")
+            with self.autocast():
+                output = self.model(batch)
+                terms = self.method.loss(self.model, batch, output)
             total = sum(terms.values())
+            # The step's one CPU-GPU sync point: a non-finite term makes the total non-finite, and
+            # the optimizer must not step on it. The terms are inspected only when it fails.
+            if not torch.isfinite(total):
+                bad = " and ".join(f"{k!r} is {v.item()}" for k, v in terms.items() if not torch.isfinite(v).all())
+                raise NonFiniteLoss(f"loss term {bad or 'total'} at epoch {epoch}, step {step}; "
+                                    "lower the learning rate or check the inputs")
             self.optimizer.zero_grad(set_to_none=True)
             total.backward()
             self.method.after_backward(self.model, batch, output)
             self.set_lr(epoch * steps_per_epoch + step)
             self.optimizer.step()
-            logs = {f"loss_{k}": v.item() for k, v in terms.items()}
-            logs["loss_total"] = total.item()
+            logs = {f"loss_{k}": v.detach() for k, v in terms.items()}
+            logs["loss_total"] = total.detach()
             logs.update(getattr(self.method, "diagnostics", {}))
             for k, v in logs.items():
-                sums[k] = sums.get(k, 0.0) + v
+                sums[k] = sums[k] + v if k in sums else v
             steps += 1
         if steps == 0:
             raise ValueError(f"the training split has fewer samples than one batch "
                              f"(batch_size={self.cfg.batch_size}); lower train.batch_size")
-        return {f"train_{k}": v / steps for k, v in sums.items()}
+        # one transfer for every sum (a sync point, once per epoch)
+        means = (torch.stack([torch.as_tensor(v, dtype=torch.float32, device=self.device).reshape(())
+                              for v in sums.values()]) / steps).tolist()
+        return {f"train_{k}": v for k, v in zip(sums, means)}
 
     def evaluate(self, data: TensorSplits, split: str):
         preds = predict(self.model, data, split, max(256, self.cfg.batch_size), self.device)
@@ -147,6 +162,8 @@ class Trainer:
     # ---- the loop ------------------------------------------------------------------------
     def fit(self, data: TensorSplits) -> FitResult:
         cfg = self.cfg
+        if self.device.type == "cuda":
+            data = data.to(self.device)   # resident on the GPU: batches are gathers, not copies
         steps_per_epoch = len(data.splits["train"]["label"]) // cfg.batch_size
         self.schedule = warmup_cosine(round(cfg.warmup_epochs * steps_per_epoch), cfg.max_epochs * steps_per_epoch)
         start, history, best = self._restore()
@@ -158,7 +175,8 @@ class Trainer:
                 break
             record = {"epoch": epoch, "lr": cfg.lr * self.schedule(epoch * steps_per_epoch),
                       **self._train_epoch(data, epoch, steps_per_epoch)}
-            for split in ("val", "test"):
+            # The test split each epoch only for per-epoch curves (Figure 6); selection reads val.
+            for split in ("val", "test") if cfg.test_every_epoch else ("val",):
                 record.update({f"{split}_{k}": v for k, v in self.evaluate(data, split)[1].items()})
             self.method.on_epoch_end(epoch, record, self.optimizer)
             # Validation accuracy (classification) or validation L1 (regression), higher is better.

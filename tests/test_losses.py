@@ -40,8 +40,28 @@ def test_ntxent_equals_pytorch_metric_learning(batch, classes, dim):
     torch.manual_seed(batch)
     latents = [torch.randn(batch, dim) for _ in range(2)]
     labels = torch.randint(classes, (batch,))
-    expected = NTXentLoss(temperature=0.5)(torch.cat(latents), labels.repeat(2))
-    assert contrastive_loss(latents, labels).item() == pytest.approx(expected.item(), rel=1e-5)
+    reference = [z.clone().requires_grad_() for z in latents]
+    expected = NTXentLoss(temperature=0.5)(torch.cat(reference), labels.repeat(2))
+    ours = [z.clone().requires_grad_() for z in latents]
+    got = contrastive_loss(ours, labels)
+    assert got.item() == pytest.approx(expected.item(), rel=1e-5)
+    # the hand-written backward pass against autograd through the library's loss
+    expected.backward()
+    got.backward()
+    for mine, theirs in zip(ours, reference):
+        torch.testing.assert_close(mine.grad, theirs.grad, rtol=1e-4, atol=1e-6)
+
+
+def test_ntxent_gradient_passes_gradcheck():
+    torch.manual_seed(0)
+    embeddings = torch.randn(10, 4, dtype=torch.float64, requires_grad=True)
+    labels = torch.tensor([0, 0, 1, 1, 2, 2, 0, 1, 3, 3])
+    assert torch.autograd.gradcheck(lambda e: contrastive_loss([e[:5], e[5:]], labels[:5]), (embeddings,))
+    # every row the same class: no negatives, loss 0 and a zero (finite) gradient
+    e = torch.randn(6, 3, requires_grad=True)
+    loss = contrastive_loss([e[:3], e[3:]], torch.zeros(3, dtype=torch.long))
+    loss.backward()
+    assert loss.item() == 0 and torch.equal(e.grad, torch.zeros_like(e))
 
 
 def test_ntxent_without_labels_is_cross_modal_infonce():

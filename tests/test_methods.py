@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from mcrlib.losses import mse_divergence
+from mcrlib.losses import mse_rows
 from mcrlib.methods import METHODS, method_params
 from mcrlib.runs import run
 from tests.conftest import TINY_RUN, model_and_batch
@@ -34,7 +34,7 @@ def test_every_enabled_mcr_term_is_in_the_backpropagated_loss():
 def test_regression_uses_l1_and_mse_divergence():
     model, batch = model_and_batch(n_classes=1)
     method = mcr(model, task="regression")
-    assert method.divergence is mse_divergence
+    assert method.divergence is mse_rows
     out = model(batch)
     terms = method.loss(model, batch, out)
     assert terms["task"].item() == pytest.approx((out.logits.reshape(-1) - batch["label"]).abs().mean().item())

@@ -1,5 +1,6 @@
 """The training loop: fitting, early stopping, resume, determinism, non-finite losses."""
 import dataclasses
+import math
 
 import pytest
 import torch
@@ -62,7 +63,8 @@ def test_same_seed_same_numbers_other_seed_other_numbers(tmp_path):
 
 
 def test_test_metrics_come_from_the_best_validation_epoch(tmp_path):
-    config = {**TINY_RUN, "train": {**TINY_RUN["train"], "max_epochs": 8}, "method": {"name": "joint"}}
+    config = {**TINY_RUN, "train": {**TINY_RUN["train"], "max_epochs": 8, "test_every_epoch": True},
+              "method": {"name": "joint"}}
     result = run(config, tmp_path)
     best = result.metrics["best_epoch"]
     scores = [h["val_acc_fused"] for h in result.history]
@@ -140,3 +142,25 @@ def test_method_hooks_are_called_in_order_and_param_groups_are_used(tiny_data):
     assert calls == [("start", 0), ("backward", True), ("end", 0, True),
                      ("start", 1), ("backward", True), ("end", 1, True)]
     assert torch.equal(model.encoders["x1"][0].weight, frozen)  # its group had lr_scale 0
+
+
+def test_test_split_is_evaluated_each_epoch_only_when_asked(tmp_path):
+    """Selection reads the validation split; the test split's per-epoch curve is opt-in, and the
+    final test metrics are the same either way."""
+    config = {**TINY_RUN, "train": {**TINY_RUN["train"], "max_epochs": 3}, "method": {"name": "joint"}}
+    plain = run(config, tmp_path / "plain")
+    curves = run({**config, "train": {**config["train"], "test_every_epoch": True}}, tmp_path / "curves")
+    assert not any(k.startswith("test_") for h in plain.history for k in h)
+    assert all("test_acc_fused" in h for h in curves.history)
+    assert plain.metrics["test_acc_fused"] == curves.metrics["test_acc_fused"]
+
+
+def test_bf16_autocast_trains_and_keeps_fp32_weights(tmp_path):
+    """train.precision=bf16: forward and losses under autocast (here on the CPU), finite losses,
+    weights and the saved predictions in fp32."""
+    config = {**TINY_RUN, "train": {**TINY_RUN["train"], "max_epochs": 2, "precision": "bf16"},
+              "method": {"name": "mcr", "params": {"copies": 4}}}
+    result = run(config, tmp_path)
+    assert all(math.isfinite(h["train_loss_total"]) for h in result.history)
+    assert result.predictions["test"]["fused"].dtype == torch.float32
+    assert all(v.dtype == torch.float32 for v in result.model_state().values() if v.is_floating_point())

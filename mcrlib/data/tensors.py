@@ -1,6 +1,7 @@
 """In-memory datasets of tensors, batched through torch's DataLoader."""
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -31,6 +32,12 @@ class TensorSplits:
     n_classes: int
     group_names: tuple[str, ...] = ()
     task: str = "classification"   # or "regression" (one real-valued target, n_classes = 1)
+
+    def to(self, device) -> "TensorSplits":
+        """The same splits with every tensor on `device` (a GPU keeps the data resident: no
+        host-to-device copy per batch)."""
+        moved = {name: {k: t.to(device) for k, t in split.items()} for name, split in self.splits.items()}
+        return dataclasses.replace(self, splits=moved)
 
     def loader(self, split: str, batch_size: int, epoch: int = 0, seed: int = 0) -> DataLoader:
         """Batches of `split`. Training order depends only on (seed, epoch), so a resumed run

@@ -26,17 +26,48 @@ from pytorch_metric_learning.losses import SupConLoss
 ContrastiveForm = Literal["ntxent", "supcon"]
 
 
+class _NTXentWithLabels(torch.autograd.Function):
+    """The ntxent form with its gradient written out: a training step records two autograd nodes
+    instead of about forty, which on small models is most of the term's cost (benchmarks/cost.py).
+
+    With z = e / |e|, l = z z^T / t, n_i = logsumexp over i's negatives of l_ik, positive pairs P
+    and |P| their count: loss = sum_P softplus(n_i - l_ij) / |P|. Its gradient:
+      dl_ij = -P_ij sigmoid(n_i - l_ij) / |P| + a_i q_ik,  a_i = sum_j P_ij sigmoid(n_i - l_ij) / |P|,
+      q_ik = softmax of l_i over i's negatives (0 elsewhere);
+      dz = (dl + dl^T) z / t;  de = (dz - z <z, dz>) / |e|   (F.normalize's eps: |e| >= 1e-12).
+    tests/test_losses.py checks value and gradient against pytorch-metric-learning's NTXentLoss."""
+
+    @staticmethod
+    def forward(ctx, embeddings, labels, temperature):
+        norm = embeddings.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        z = embeddings / norm
+        logits = z @ z.T / temperature
+        same = labels[:, None] == labels[None, :]
+        positive = same.clone().fill_diagonal_(False)
+        negatives = logits.masked_fill(same, float("-inf"))
+        neg_lse = torch.logsumexp(negatives, dim=1, keepdim=True)
+        gap = neg_lse - logits
+        # -log(e^a / (e^a + e^b)) = softplus(b - a); b = -inf (no negatives) gives 0. The mean over
+        # positive pairs is a masked sum: boolean indexing would make the host read its size.
+        count = positive.sum().clamp_min(1)
+        loss = (F.softplus(gap) * positive).sum() / count
+        ctx.save_for_backward(z, norm, negatives, neg_lse, gap, positive, count)
+        ctx.temperature = temperature
+        return loss
+
+    @staticmethod
+    def backward(ctx, grad):
+        z, norm, negatives, neg_lse, gap, positive, count = ctx.saved_tensors
+        w = torch.sigmoid(gap) * positive / count
+        q = torch.exp(negatives - neg_lse).nan_to_num_(0.0)   # a row without negatives: 0
+        dl = q * w.sum(1, keepdim=True) - w
+        dz = (dl + dl.T) @ z / ctx.temperature
+        de = (dz - z * (z * dz).sum(1, keepdim=True)) / norm
+        return de * grad, None, None
+
+
 def ntxent_with_labels(embeddings: torch.Tensor, labels: torch.Tensor, temperature: float) -> torch.Tensor:
-    z = F.normalize(embeddings, dim=1)
-    logits = z @ z.T / temperature
-    same = labels[:, None] == labels[None, :]
-    positive = same & ~torch.eye(len(labels), dtype=torch.bool, device=labels.device)
-    if not positive.any():
-        return embeddings.sum() * 0.0
-    neg_lse = torch.logsumexp(logits.masked_fill(same, float("-inf")), dim=1, keepdim=True)
-    # -log(e^a / (e^a + e^b)) = softplus(b - a); b = -inf (no negatives) gives 0.
-    pair_loss = F.softplus(neg_lse - logits)
-    return pair_loss[positive].mean()
+    return _NTXentWithLabels.apply(embeddings, labels, temperature)
 
 
 def contrastive_loss(latents: Sequence[torch.Tensor], labels: torch.Tensor | None, *,

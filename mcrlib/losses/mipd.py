@@ -8,10 +8,19 @@ Strategies (the game of section 3.2), summed over the perturbed subsets S:
   greedy        sum_m [ -sum_{S contains m} D_{m<-S} + sum_{S not containing m} D_{m<-S} ]
   independent   -sum_m sum_{S contains m} D_{m<-S}
   collaborative -sum_S D_all(S)
-The loss is lambda_M times that sum. All P perturbed copies are evaluated in one pass of the
-fusion head on P*B rows per perturbed subset. A latent perturbation runs no encoder again; an
-input perturbation's latents come from the caller (MCR passes the perturbed inputs through the
-encoders once per step) as `perturbed`.
+The loss is lambda_M times that sum.
+
+Two paths compute the same values and the same gradients:
+  contributions  a linear fusion head (`fusion.linear`, LateLinearFusion) and a perturbation
+                 that acts on the batch's rows (`perturbation.acts_on_rows`: permute, zero-latent):
+                 h(z_1[pi], z_2) = (W_1 z_1)[pi] + W_2 z_2 + b, so each modality's contribution
+                 W_m z_m is computed once on B rows and the P copies are gathers of it (appendix
+                 A.6's "almost free"): O(P*B*C) extra work instead of a fusion pass on P*B x d.
+  latents        any other head or perturbation (noise-latent, input perturbations, whose
+                 perturbed latents the caller passes as `perturbed`): the fusion head's
+                 contributions on the P*B perturbed rows of each subset.
+Either way, all (live modality, subset) divergences are evaluated in one batched call, and no
+value is read back to the host: the diagnostics are detached device tensors.
 """
 from __future__ import annotations
 
@@ -46,37 +55,109 @@ def game_terms(strategy: Strategy, n_modalities: int, subsets: Sequence[tuple[in
     return terms
 
 
+def uses_contributions(fusion, perturbation, perturbed) -> bool:
+    """Whether the contributions path applies (see the module docstring)."""
+    return (perturbed is None and getattr(fusion, "linear", False)
+            and getattr(perturbation, "acts_on_rows", False))
+
+
 def mipd_loss(fusion, clean_logits: torch.Tensor, latents: Sequence[torch.Tensor], *,
               strategy: Strategy, perturbation, divergence: Callable,
               subsets: Literal["singletons", "all"] = "singletons",
               detach_reference: bool = False, generator: torch.Generator | None = None,
-              names: Sequence[str] | None = None, perturbed: Sequence[torch.Tensor] | None = None):
-    """Returns (sum of signed divergences, {"D[perturbed subset]": divergence value}).
+              names: Sequence[str] | None = None, perturbed: Sequence[torch.Tensor] | None = None,
+              path: Literal["auto", "latents"] = "auto"):
+    """Returns (sum of signed divergences, {"D[perturbed subset]": detached divergence tensor}).
 
     `fusion` must expose `contributions(latents)` and `combine(contributions, detach)`
-    (LateLinearFusion). Multiply the sum by lambda_M outside. `perturbed`: each modality's
-    perturbed latents (`perturbation.copies * B` rows), given for input perturbations; by default
-    the latents are perturbed here, once per modality and step, shared by every subset S.
+    (LateLinearFusion). `divergence(pred, reference)` returns one value per row (`jsd_rows`,
+    `mse_rows`), broadcasting `reference` (B, C) over leading dimensions. Multiply the sum by
+    lambda_M outside. `perturbed`: each modality's perturbed latents (`perturbation.copies * B`
+    rows), given for input perturbations; by default the latents are perturbed here, once per
+    modality and step, shared by every subset S. `path="latents"` forces the general path (tests).
     """
-    n = len(latents)
+    n, batch, copies = len(latents), latents[0].shape[0], perturbation.copies
     names = names or [str(m) for m in range(n)]
-    if perturbed is None:
-        draw = perturbation.draw(latents[0].shape[0], latents[0].device, generator)
-        perturbed = [perturbation.apply(z, draw) for z in latents]
-    reference = clean_logits.repeat(perturbation.copies, *[1] * (clean_logits.dim() - 1))
-    reference = reference.detach() if detach_reference else reference
     terms = game_terms(strategy, n, perturbed_subsets(n, subsets))
-    total = clean_logits.new_zeros(())
-    values: dict[str, float] = {}
-    for s in sorted({t[2] for t in terms}):
-        mixed = [perturbed[m] if m in s else z.repeat(perturbation.copies, 1) for m, z in enumerate(latents)]
-        contributions = fusion.contributions(mixed)
-        for sign, live, subset in terms:
-            if subset != s:
-                continue
-            detach = [False] * n if live is None else [j != live for j in range(n)]
-            d = divergence(fusion.combine(contributions, detach), reference)
-            total = total + sign * d
-            # Detaching changes gradients, not values: one value per perturbed subset.
-            values[f"D[{'+'.join(names[j] for j in s)}]"] = d.item()
+    if not terms:
+        return clean_logits.new_zeros(()), {}
+    chosen = sorted({t[2] for t in terms})
+    if path == "auto" and uses_contributions(fusion, perturbation, perturbed):
+        return _contribution_path(fusion, clean_logits, latents, terms, chosen, perturbation, divergence,
+                                  detach_reference, generator, names)
+    if perturbed is None:
+        draw = perturbation.draw(batch, latents[0].device, generator)
+        perturbed = [perturbation.apply(z, draw) for z in latents]
+    per_subset = []
+    for s in chosen:
+        mixed = [perturbed[m] if m in s else z.repeat(copies, 1) for m, z in enumerate(latents)]
+        per_subset.append([c.view(copies, batch, -1) for c in fusion.contributions(mixed)])
+    # stacked[m]: modality m's contribution under every chosen subset, (subsets, P, B, C)
+    stacked = [torch.stack([contribs[m] for contribs in per_subset]) for m in range(n)]
+    lives = sorted({t[1] for t in terms}, key=lambda live: -1 if live is None else live)
+    # One prediction per live modality: only its branch keeps its gradient (None: every branch).
+    predictions = torch.stack([fusion.combine(stacked, [live is not None and j != live for j in range(n)])
+                               for live in lives])             # (lives, subsets, P, B, C)
+    reference = clean_logits.detach() if detach_reference else clean_logits
+    d = divergence(predictions, reference).flatten(2).mean(-1)  # (lives, subsets)
+    signs = torch.zeros(len(lives), len(chosen), dtype=d.dtype)
+    for sign, live, s in terms:
+        signs[lives.index(live), chosen.index(s)] = sign
+    total = (d * signs.to(d.device)).sum()
+    # Detaching changes gradients, not values: one value per perturbed subset.
+    values = {f"D[{'+'.join(names[j] for j in s)}]": d[0, i].detach() for i, s in enumerate(chosen)}
+    return total, values
+
+
+class _ScaleGrad(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, weight):
+        ctx.save_for_backward(weight)
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        weight, = ctx.saved_tensors
+        return grad * weight, None
+
+
+def scale_grad(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """x broadcast to x * weight's shape in the forward pass, its values unchanged; `weight` times
+    the gradient in the backward pass (weight 0: x detached). One autograd node, no arithmetic
+    in the forward pass."""
+    shape = torch.broadcast_shapes(x.shape, weight.shape)
+    return _ScaleGrad.apply(x.expand(shape), weight)
+
+
+def _contribution_path(fusion, clean_logits, latents, terms, chosen, perturbation, divergence,
+                       detach_reference, generator, names):
+    """The strategy's sum from one divergence per perturbed subset S. Every term on S has the
+    same value D(S) (detaching changes gradients only), and term (sign, live m, S) sends
+    sign * dD(S)/dc to c = m's contribution and to the shared bias (and the reference, unless
+    detached). So each contribution enters D(S) with its gradient scaled by the sum of the signs
+    of its live terms on S, the bias and reference by the sum of all signs on S: the same
+    gradients as one divergence per term, with a forward value equal to the strategy's sum."""
+    n, batch, copies = len(latents), latents[0].shape[0], perturbation.copies
+    draw = perturbation.draw(batch, latents[0].device, generator)
+    base = fusion.contributions(latents)                             # W_m z_m on B rows
+    moved = [perturbation.apply(c, draw).view(copies, batch, -1) for c in base]
+    weight = torch.zeros(len(chosen), n + 1)                         # [:, n]: bias and reference
+    for sign, live, s in terms:
+        i = chosen.index(s)
+        weight[i, :n] += sign if live is None else torch.eye(n)[live] * sign
+        weight[i, n] += sign
+    weight = weight.to(clean_logits.device)
+    # (subsets, P, B, C) per modality: gathered copies where perturbed, broadcast rows otherwise
+    stacked = [torch.stack([moved[m] if m in s else c.expand(copies, *c.shape) for s in chosen])
+               for m, c in enumerate(base)]
+    shape = (len(chosen), 1, 1, 1)
+    prediction = scale_grad(fusion.bias, weight[:, n].view(shape))
+    for m in range(n):
+        prediction = prediction + scale_grad(stacked[m], weight[:, m].view(shape))
+    reference = clean_logits.detach() if detach_reference else clean_logits
+    reference = scale_grad(reference.unsqueeze(0), weight[:, n].view(len(chosen), 1, 1)).unsqueeze(1)
+    d = divergence(prediction, reference).flatten(1).mean(-1)       # (subsets,): D(S)
+    total_sign = weight[:, n]
+    total = (total_sign * d.detach()).sum() + (d - d.detach()).sum()
+    values = {f"D[{'+'.join(names[j] for j in s)}]": d[i].detach() for i, s in enumerate(chosen)}
     return total, values

@@ -3,6 +3,8 @@
 A perturbation first draws its randomness for one training step (`draw`), shared by every
 perturbed subset within that step (the release shares one permutation per copy), then
 `apply`s it to one modality, returning `copies * B` rows (the copies stacked along the batch).
+A perturbation that `acts_on_rows` (a map of the batch's rows that commutes with a linear map:
+a permutation, zeroing) may be applied to a modality's fusion contribution W_m z_m instead of z_m.
 
 `space` says what `apply` receives. Latent perturbations get the latent z_m of the step's
 forward pass, so the fusion head alone sees the copies. Input perturbations get the input x_m;
@@ -22,10 +24,14 @@ class Permute:
     """Within-batch latent permutation (the paper's default): z~ = z[pi], P permutations."""
     copies: int = 32
     space: ClassVar[str] = "latent"
+    acts_on_rows: ClassVar[bool] = True   # W z[pi] = (W z)[pi]: see mcrlib.losses.mipd
 
     def draw(self, batch_size: int, device, generator=None) -> torch.Tensor:
-        return torch.stack([torch.randperm(batch_size, generator=generator).to(device)
-                            for _ in range(self.copies)])
+        """(copies, B) row indices: P independent uniform permutations in one op (the arg-sort
+        of i.i.d. uniforms), drawn on `device` unless a CPU `generator` is given."""
+        if generator is not None:
+            return torch.rand(self.copies, batch_size, generator=generator).argsort(dim=1).to(device)
+        return torch.rand(self.copies, batch_size, device=device).argsort(dim=1)
 
     def apply(self, z: torch.Tensor, draw: torch.Tensor) -> torch.Tensor:
         return z[draw.reshape(-1)]
@@ -57,6 +63,7 @@ class ZeroLatent:
     """z~ = 0, a single copy."""
     copies: int = 1
     space: ClassVar[str] = "latent"
+    acts_on_rows: ClassVar[bool] = True   # W 0 = 0: the zeroed contribution
 
     def draw(self, batch_size: int, device, generator=None) -> None:
         return None

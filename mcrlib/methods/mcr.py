@@ -11,10 +11,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal
 
+import torch
+import torch.nn.functional as F
 from torch import nn
 
 from mcrlib.config import check
-from mcrlib.losses import CEBDecoder, contrastive_loss, jsd, make_perturbation, mipd_loss, mse_divergence
+from mcrlib.losses import CEBDecoder, contrastive_loss, jsd_rows, make_perturbation, mipd_loss, mse_rows
 from mcrlib.methods.base import Method, register, task_loss, unimodal_configs
 
 
@@ -53,10 +55,10 @@ class MCR(Method):
     def __init__(self, params, *, model, task="classification"):
         super().__init__(params, model=model, task=task)
         self.perturbation = make_perturbation(params.perturbation, params.copies)
-        self.divergence = mse_divergence if task == "regression" else jsd
+        self.divergence = mse_rows if task == "regression" else jsd_rows
         dims = [model.encoders[m].out_dim for m in model.modalities]
         self.ceb = CEBDecoder(n_classes=model.n_classes, latent_dims=dims) if params.lambda_ceb > 0 else None
-        self.diagnostics: dict[str, float] = {}
+        self.diagnostics: dict[str, torch.Tensor] = {}   # detached, read by the trainer at its log points
 
     def perturbation_latents(self, model, batch, output):
         """(latents, perturbed latents or None) for the game. The latents are this step's
@@ -82,8 +84,7 @@ class MCR(Method):
         latents = [output.latents[m] for m in model.modalities]
         terms = {"task": task_loss(output.logits, y, self.task)}
         if p.lambda_uni > 0:
-            terms["unimodal"] = p.lambda_uni * sum(
-                task_loss(u, y, self.task) for u in output.unimodal_logits.values())
+            terms["unimodal"] = p.lambda_uni * unimodal_loss(list(output.unimodal_logits.values()), y, self.task)
         if len(latents) > 1 and p.lambda_mipd > 0:
             clean, perturbed = self.perturbation_latents(model, batch, output)
             game, self.diagnostics = mipd_loss(
@@ -98,6 +99,14 @@ class MCR(Method):
         if self.ceb is not None:
             terms["ceb"] = p.lambda_ceb * self.ceb(output.logits, latents)
         return terms
+
+
+def unimodal_loss(logits: list, y, task: str):
+    """sum_m loss(u_m, y). For classification, one cross-entropy over the heads' stacked rows
+    times M: the same value (every head has B rows) in one kernel instead of M and their sum."""
+    if task == "classification":
+        return F.cross_entropy(torch.cat(logits), y.repeat(len(logits))) * len(logits)
+    return sum(task_loss(u, y, task) for u in logits)
 
 
 @contextmanager

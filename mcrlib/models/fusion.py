@@ -12,6 +12,8 @@ class LateLinearFusion(nn.Module):
     per-modality branches with one shared bias so any branch can be detached on its own
     (MCR routes each divergence's gradient to one encoder this way)."""
 
+    linear = True   # L_MIPD may perturb the contributions W_m z_m instead of z_m (losses/mipd.py)
+
     def __init__(self, *, latent_dims: Sequence[int], n_classes: int):
         super().__init__()
         self.branches = nn.ModuleList(nn.Linear(d, n_classes, bias=False) for d in latent_dims)

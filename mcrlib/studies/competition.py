@@ -26,6 +26,13 @@ class CompetitionConfig:
         check(self.record_features >= 1, "competition.record_features", self.record_features, "an integer >= 1")
 
 
+
+def followed_run(config, record_features: int):
+    """The run followed epoch by epoch: its features recorded for the probes and the test split
+    evaluated after every epoch (Figure 6's fused curve), otherwise the study's own run."""
+    return dataclasses.replace(config, record_features=record_features,
+                               train=dataclasses.replace(config.train, test_every_epoch=True))
+
 def cells(competition: CompetitionConfig, synthetic_study, benchmark_study) -> dict:
     """label -> function (method, seed) -> RunConfig, for every dataset followed."""
     out = {}
@@ -57,7 +64,7 @@ def run_competition(params: dict, synthetic_params: dict | None, benchmark_param
         bench = benchmarks.load_study({**benchmark_params, "datasets": benchmarks.resolve_datasets(
             benchmark_params["datasets"], root_dir)})
     followed = cells(competition, syn, bench)
-    jobs = [(label, m, s, dataclasses.replace(make(m, s), record_features=competition.record_features))
+    jobs = [(label, m, s, followed_run(make(m, s), competition.record_features))
             for label, make in followed.items() for m in competition.methods for s in competition.seeds]
     ensembles = [(label, s, make("ensemble", s)) for label, make in followed.items() for s in competition.seeds]
     results = run_all([j[3] for j in jobs] + [e[2] for e in ensembles], cache_dir, competition.workers,

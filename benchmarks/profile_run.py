@@ -1,0 +1,106 @@
+"""Where a training run's time goes: data, forward, loss, backward, optimizer, evaluation and
+checkpointing, for one epoch of real runs, each method on the same data and weights.
+
+    python -m benchmarks.profile_run --methods joint mcr --epochs 2
+
+The run is the quick profile's AV-Digits run (params.yaml `benchmarks`, fold 0, the calibrated
+recipe), or the synthetic study's (`--dataset synthetic`). Phases are timed around the trainer's
+own pieces (the same calls as `Trainer._train_epoch`), on one CPU thread by default, as the
+sweep's workers run. Times are totals per epoch in ms, the last epoch of `--epochs` (the first
+pays one-off allocations); `--top N` also prints torch.profiler's N costliest operators of a step.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+import yaml
+
+from mcrlib.atomic import save_torch
+from mcrlib.data import load_dataset
+from mcrlib.methods import METHODS, method_params
+from mcrlib.models import build_model
+from mcrlib.train import Trainer, warmup_cosine
+
+
+def run_config(dataset: str, method: str, root: Path):
+    from mcrlib.studies import benchmarks, synthetic
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    if dataset == "synthetic":
+        study = synthetic.load_study(synthetic.resolve(params["synthetic"], root))
+        return study.run_config(method, max(study.ratios), 0)
+    section = params["benchmarks"]
+    study = benchmarks.load_study({**section, "datasets": benchmarks.resolve_datasets(section["datasets"], root)})
+    return study.run_config(method, "AV-Digits", study.seeds[0])
+
+
+def profile_epoch(config, epochs: int, top: int = 0) -> dict[str, float]:
+    data = load_dataset(config.data.name, config.data.params)
+    torch.manual_seed(config.seed)
+    model = build_model(config.model, data)
+    method = METHODS[config.method.name](method_params(config.method.name, config.method.params), model=model)
+    trainer = Trainer(model, method, config.train, seed=config.seed, task=data.task)
+    steps = len(data.splits["train"]["label"]) // config.train.batch_size
+    trainer.schedule = warmup_cosine(steps, config.train.max_epochs * steps)
+    for epoch in range(epochs):
+        phases = dict.fromkeys(["data", "forward", "loss", "backward", "optimizer"], 0.0)
+        model.train()
+        method.on_epoch_start(epoch, trainer, data)
+        clock = time.perf_counter()
+        for step, batch in enumerate(data.loader("train", config.train.batch_size, epoch, config.seed)):
+            batch = {k: v.to(trainer.device) for k, v in batch.items()}
+            now = time.perf_counter(); phases["data"] += now - clock; clock = now
+            output = model(batch)
+            now = time.perf_counter(); phases["forward"] += now - clock; clock = now
+            total = sum(method.loss(model, batch, output).values())
+            bool(torch.isfinite(total))
+            now = time.perf_counter(); phases["loss"] += now - clock; clock = now
+            trainer.optimizer.zero_grad(set_to_none=True)
+            total.backward()
+            method.after_backward(model, batch, output)
+            now = time.perf_counter(); phases["backward"] += now - clock; clock = now
+            trainer.set_lr(epoch * steps + step)
+            trainer.optimizer.step()
+            now = time.perf_counter(); phases["optimizer"] += now - clock; clock = now
+        for split in ("val", "test"):
+            start = time.perf_counter()
+            trainer.evaluate(data, split)
+            phases[f"evaluate {split}"] = time.perf_counter() - start
+        start = time.perf_counter()
+        save_torch(trainer._state(epoch, [], {"state": model.state_dict()}), Path("/tmp/profile_run_checkpoint.pt"))
+        phases["checkpoint"] = time.perf_counter() - start
+    if top:
+        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+            batch = next(iter(data.loader("train", config.train.batch_size, 0, config.seed)))
+            for _ in range(5):
+                output = model(batch)
+                sum(method.loss(model, batch, output).values()).backward()
+                trainer.optimizer.step()
+        print(f"--- {config.method.name}: torch.profiler, 5 steps")
+        print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=top))
+    return {k: v * 1e3 for k, v in phases.items()} | {"steps": steps}
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", choices=["avdigits", "synthetic"], default="avdigits")
+    parser.add_argument("--methods", nargs="+", default=["joint", "mcr"])
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--top", type=int, default=0, help="also print the N costliest operators")
+    parser.add_argument("--root", type=Path, default=Path("."), help="the project's root (params.yaml)")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    rows = {m: profile_epoch(run_config(args.dataset, m, args.root), args.epochs, args.top) for m in args.methods}
+    table = pd.DataFrame(rows)
+    table.loc["train total"] = table.loc[["data", "forward", "loss", "backward", "optimizer"]].sum()
+    table.loc["epoch total"] = table.loc[["train total", "evaluate val", "evaluate test", "checkpoint"]].sum()
+    print(f"ms per epoch ({args.dataset}, {args.threads} thread(s)):")
+    print(table.round(1).to_string())
+
+
+if __name__ == "__main__":
+    main()

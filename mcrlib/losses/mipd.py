@@ -24,6 +24,7 @@ value is read back to the host: the diagnostics are detached device tensors.
 """
 from __future__ import annotations
 
+import functools
 from itertools import combinations
 from typing import Callable, Literal, Sequence
 
@@ -100,10 +101,10 @@ def mipd_loss(fusion, clean_logits: torch.Tensor, latents: Sequence[torch.Tensor
                                for live in lives])             # (lives, subsets, P, B, C)
     reference = clean_logits.detach() if detach_reference else clean_logits
     d = divergence(predictions, reference).flatten(2).mean(-1)  # (lives, subsets)
-    signs = torch.zeros(len(lives), len(chosen), dtype=d.dtype)
+    signs = [[0.0] * len(chosen) for _ in lives]
     for sign, live, s in terms:
-        signs[lives.index(live), chosen.index(s)] = sign
-    total = (d * signs.to(d.device)).sum()
+        signs[lives.index(live)][chosen.index(s)] = sign
+    total = (d * torch.tensor(signs, dtype=d.dtype, device=d.device)).sum()
     # Detaching changes gradients, not values: one value per perturbed subset.
     values = {f"D[{'+'.join(names[j] for j in s)}]": d[0, i].detach() for i, s in enumerate(chosen)}
     return total, values
@@ -129,6 +130,20 @@ def scale_grad(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     return _ScaleGrad.apply(x.expand(shape), weight)
 
 
+@functools.lru_cache(maxsize=64)
+def _gradient_weights(terms: tuple, chosen: tuple, n: int, device) -> torch.Tensor:
+    """(subsets, n + 1): per perturbed subset, the sum of the signs of each modality's live terms,
+    and in the last column of all its terms (the bias and the reference). Built once per game and
+    device: a few dozen tiny tensor ops per step otherwise."""
+    weight = [[0.0] * (n + 1) for _ in chosen]
+    for sign, live, s in terms:
+        row = weight[chosen.index(s)]
+        for m in range(n) if live is None else [live]:
+            row[m] += sign
+        row[n] += sign
+    return torch.tensor(weight, device=device)
+
+
 def _contribution_path(fusion, clean_logits, latents, terms, chosen, perturbation, divergence,
                        detach_reference, generator, names):
     """The strategy's sum from one divergence per perturbed subset S. Every term on S has the
@@ -141,12 +156,7 @@ def _contribution_path(fusion, clean_logits, latents, terms, chosen, perturbatio
     draw = perturbation.draw(batch, latents[0].device, generator)
     base = fusion.contributions(latents)                             # W_m z_m on B rows
     moved = [perturbation.apply(c, draw).view(copies, batch, -1) for c in base]
-    weight = torch.zeros(len(chosen), n + 1)                         # [:, n]: bias and reference
-    for sign, live, s in terms:
-        i = chosen.index(s)
-        weight[i, :n] += sign if live is None else torch.eye(n)[live] * sign
-        weight[i, n] += sign
-    weight = weight.to(clean_logits.device)
+    weight = _gradient_weights(tuple(terms), tuple(chosen), n, clean_logits.device)
     # (subsets, P, B, C) per modality: gathered copies where perturbed, broadcast rows otherwise
     stacked = [torch.stack([moved[m] if m in s else c.expand(copies, *c.shape) for s in chosen])
                for m, c in enumerate(base)]

@@ -4,7 +4,7 @@ PYTHON ?= python3
 BIN := $(abspath $(VENV))/bin
 export PATH := $(BIN):$(PATH)
 
-.PHONY: setup repro test notebooks paper-profile
+.PHONY: setup repro rebuild test notebooks paper-profile
 
 setup: $(VENV)/.installed
 
@@ -18,6 +18,10 @@ $(VENV)/.installed: pyproject.toml
 
 repro: setup
 	dvc repro
+
+# Every stage again, although the committed results are current (a check that they reproduce).
+rebuild: setup
+	dvc repro --force
 
 # Unit and pipeline tests, then every notebook with its smoke parameters under nbval.
 test: setup

@@ -100,3 +100,21 @@ def test_every_profile_prepares_each_dataset_its_studies_read(profile):
             assert spec["name"] in params["data"], f"{profile}: {section}.{label} has no prepare stage"
             folders = [v for v in spec.get("params", {}).values() if isinstance(v, str)]
             assert f"data/processed/{spec['name']}" in folders, f"{profile}: {section}.{label} reads {folders}"
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_preparing_twice_writes_the_same_bytes(name, tmp_path, monkeypatch):
+    """DVC hashes data/processed: a clean rebuild must find the bytes it locked. (torch.save names
+    the archive inside a file after the path it writes, and the atomic writer's path is random.)"""
+    write_raw, settings, _, _ = CASES[name]
+    root = Path(write_raw(tmp_path / "raw"))
+    monkeypatch.chdir(tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for out in ("first", "second"):
+            prepare(name, settings(root), tmp_path / out / name)
+    first = sorted(p.relative_to(tmp_path / "first") for p in (tmp_path / "first").rglob("*") if p.is_file())
+    second = sorted(p.relative_to(tmp_path / "second") for p in (tmp_path / "second").rglob("*") if p.is_file())
+    assert first == second and any(p.suffix == ".pt" for p in first)
+    for path in first:
+        assert (tmp_path / "first" / path).read_bytes() == (tmp_path / "second" / path).read_bytes(), path

@@ -12,6 +12,7 @@ pays one-off allocations); `--top N` also prints torch.profiler's N costliest op
 from __future__ import annotations
 
 import argparse
+import tempfile
 import time
 from pathlib import Path
 
@@ -70,7 +71,8 @@ def profile_epoch(config, epochs: int, top: int = 0) -> dict[str, float]:
             trainer.evaluate(data, split)
             phases[f"evaluate {split}"] = time.perf_counter() - start
         start = time.perf_counter()
-        save_torch(trainer._state(epoch, [], {"state": model.state_dict()}), Path("/tmp/profile_run_checkpoint.pt"))
+        with tempfile.TemporaryDirectory() as folder:   # the trainer's per-epoch checkpoint write
+            save_torch(trainer._state(epoch, [], {"state": model.state_dict()}), Path(folder) / "checkpoint.pt")
         phases["checkpoint"] = time.perf_counter() - start
     if top:
         with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:

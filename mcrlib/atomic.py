@@ -26,8 +26,10 @@ def atomic_path(path: str | Path):
 
 
 def save_torch(obj, path: str | Path) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+    """torch.save, atomically. Through a file object: saved to a path, torch names the archive
+    inside the file after that (random, temporary) path, and equal content gave unequal bytes."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        torch.save(obj, handle)
 
 
 def write_text(text: str, path: str | Path) -> None:

@@ -148,24 +148,18 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class MethodConfig:
-    """A method's name and its own parameters (validated by the method's params class)."""
+    """A method's name and its own parameters: resolved and validated against the method
+    registry by mcrlib.run_key.check_run (this module imports no other part of mcrlib)."""
     name: str = "joint"
     params: dict = field(default_factory=dict)
-
-    def __post_init__(self):
-        from mcrlib.methods import method_params  # validates name and params
-        method_params(self.name, self.params)
 
 
 @dataclass(frozen=True)
 class DataConfig:
-    """A dataset's name and its own parameters (validated by the dataset's params class)."""
+    """A dataset's name and its load params: resolved and validated against the dataset
+    registry by mcrlib.run_key.check_run."""
     name: str = "synthetic"
     params: dict = field(default_factory=dict)
-
-    def __post_init__(self):
-        from mcrlib.data import dataset_params
-        dataset_params(self.name, self.params)
 
 
 @dataclass(frozen=True)

@@ -21,9 +21,8 @@ from itertools import combinations
 from math import factorial
 
 import torch
-from sklearn.metrics import f1_score
 
-from mcrlib.data import TensorSplits
+from mcrlib.data.tensors import TensorSplits
 from mcrlib.metrics_regression import regression_head_metrics
 
 ECE_BINS = 15
@@ -57,6 +56,7 @@ def macro_f1(logits: torch.Tensor, labels: torch.Tensor) -> float:
     average="macro": the classes present among the labels or the predictions; a class with no
     true and no predicted sample is not counted, one with an undefined precision or recall
     scores 0)."""
+    from sklearn.metrics import f1_score   # here: importing the trainer imports no scikit-learn
     return float(f1_score(labels.cpu().numpy(), logits.argmax(-1).cpu().numpy(), average="macro", zero_division=0))
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from mcrlib.atomic import save_torch
-from mcrlib.data import TensorSplits
+from mcrlib.data.tensors import TensorSplits
 
 
 PROBE_SEED = 0

@@ -15,7 +15,6 @@ from typing import Iterable, Mapping
 import numpy as np
 import torch
 from scipy.stats import pearsonr
-from sklearn.metrics import accuracy_score, f1_score
 
 METRICS = ("acc2", "f1", "acc2_has0", "f1_has0", "acc7", "acc5", "mae", "corr")
 
@@ -30,6 +29,7 @@ def _binary(truth: np.ndarray, pred: np.ndarray) -> tuple[float, float]:
     """Accuracy and support-weighted F1 of boolean labels; NaN for an empty set."""
     if truth.size == 0:
         return math.nan, math.nan
+    from sklearn.metrics import accuracy_score, f1_score   # here: importing the trainer imports no scikit-learn
     return (float(accuracy_score(truth, pred)),
             float(f1_score(truth, pred, average="weighted", zero_division=0)))
 

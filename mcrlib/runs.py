@@ -1,4 +1,6 @@
-"""run(config) -> RunResult, cached on disk by the hash of the config and of the training code.
+"""run(config) -> RunResult, cached on disk under its run key (mcrlib.run_key: the config with
+its defaults filled in, the data's content fingerprint and the source of every module the run
+imports).
 
 A run directory holds `result.json` (config, metrics, per-epoch history), `predictions.pt`
 (validation and test logits of the fused head and of every unimodal head, with labels and
@@ -9,32 +11,26 @@ written every epoch; a killed run restarted with the same config resumes from it
 from __future__ import annotations
 
 import argparse
-import hashlib
-import inspect
 import json
 import os
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
-import mcrlib
+from mcrlib.atomic import save_torch, write_text
 from mcrlib.config import RunConfig, from_dict, to_dict
-from mcrlib.data import DATASETS, load_dataset
+from mcrlib.data import load_dataset
 from mcrlib.evaluation import head_metrics
 from mcrlib.features import FeatureRecorder
 from mcrlib.methods import METHODS, method_params
 from mcrlib.methods.ensemble import combine
 from mcrlib.models import build_model
-from mcrlib.atomic import save_torch, write_text
+from mcrlib.run_key import check_run, run_key
 from mcrlib.train import Trainer
 
 DEFAULT_CACHE = Path(os.environ.get("MCR_RUN_CACHE", ".mcr-cache/runs"))
-# The parts of the library whose changes change any trained model; analysis code is not here,
-# and of the methods and datasets only the interfaces: each run adds its own method's and its
-# own dataset's files (adding or editing one does not invalidate the cached runs of the others).
-_TRAINING_CODE = ("atomic.py", "augment.py", "config.py", "train.py", "evaluation.py", "metrics_regression.py", "runs.py", "features.py",
-                  "data/tensors.py", "models", "losses", "methods/base.py")
 
 
 @dataclass
@@ -49,25 +45,12 @@ class RunResult:
         return torch.load(self.path / "model.pt", map_location="cpu", weights_only=True)
 
 
-def code_fingerprint(method: str, dataset: str = "synthetic") -> str:
-    root = Path(mcrlib.__file__).parent
-    digest = hashlib.sha256()
-    for name in _TRAINING_CODE:
-        for path in sorted((root / name).rglob("*.py")) if (root / name).is_dir() else [root / name]:
-            digest.update(path.read_bytes())
-    digest.update(Path(inspect.getsourcefile(METHODS[method])).read_bytes())
-    digest.update(Path(inspect.getsourcefile(DATASETS[dataset][1])).read_bytes())
-    return digest.hexdigest()[:12]
-
-
-def run_key(config: RunConfig) -> str:
-    text = json.dumps(to_dict(config), sort_keys=True) + code_fingerprint(config.method.name, config.data.name)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
 def load_result(path: Path) -> RunResult:
+    """A complete cache entry; an unreadable or incomplete one raises (the caller retrains)."""
     record = json.loads((path / "result.json").read_text())
     predictions = torch.load(path / "predictions.pt", weights_only=True)
+    if not METHODS[record["config"]["method"]["name"]].composite and not zipfile.is_zipfile(path / "model.pt"):
+        raise ValueError("model.pt is missing or not a torch archive")
     return RunResult(**record, predictions=predictions, path=path)
 
 
@@ -154,6 +137,7 @@ def run(config: RunConfig | dict, cache_dir: str | Path | None = None) -> RunRes
     """Train (or load from the cache) the run described by `config`."""
     if not isinstance(config, RunConfig):
         config = from_dict(RunConfig, config)
+    check_run(config)
     cache_dir = Path(cache_dir or DEFAULT_CACHE)
     path = cache_dir / run_key(config)
     if (path / "result.json").exists():
@@ -163,7 +147,6 @@ def run(config: RunConfig | dict, cache_dir: str | Path | None = None) -> RunRes
             print(f"[mcrlib] recomputing run {path.name}: its record is unreadable ({err})")
     data = load_dataset(config.data.name, config.data.params)
     method_cls = METHODS[config.method.name]
-    method_cls.modalities(method_params(config.method.name, config.method.params), data.modalities)
     path.mkdir(parents=True, exist_ok=True)
     if method_cls.composite:
         result = _compose_ensemble(config, data, cache_dir)

@@ -22,23 +22,32 @@ from mcrlib.sweep import run_all
 class SearchConfig:
     seeds: tuple[int, ...] = (0,)
     grid: dict = field(default_factory=dict)   # method -> {param: [values]}
+    # cell (dataset label) -> {method: {param: [values]}}: a method's grid on one cell, where the
+    # shared grid cannot apply (MSLR's per-modality multipliers on a three-modality dataset).
+    # Same number of trials as the shared grid: every method keeps the same budget everywhere.
+    cells: dict = field(default_factory=dict)
 
     def __post_init__(self):
         check(len(self.seeds) > 0, "search.seeds", list(self.seeds), "a non-empty list of seeds")
         sizes = {}
-        for method, params in self.grid.items():
-            check(isinstance(params, dict) and params and all(isinstance(v, list) and v for v in params.values()),
-                  f"search.grid.{method}", params, "a mapping of parameter names to non-empty lists of values")
-            for trial in self.trials(method):
-                method_params(method, trial)   # every setting is valid before anything trains
-            sizes[method] = len(self.trials(method))
+        for where, grid in [("search.grid", self.grid)] + [(f"search.cells.{c}", g) for c, g in self.cells.items()]:
+            check(isinstance(grid, dict), where, grid, "a mapping of methods to {param: [values]}")
+            for method, params in grid.items():
+                check(isinstance(params, dict) and params and all(isinstance(v, list) and v for v in params.values()),
+                      f"{where}.{method}", params, "a mapping of parameter names to non-empty lists of values")
+                if where != "search.grid":
+                    check(method in self.grid, f"{where}.{method}", params, f"a method of search.grid {sorted(self.grid)}")
+                trials = [dict(zip(params, v)) for v in itertools.product(*params.values())]
+                for trial in trials:
+                    method_params(method, trial)   # every setting is valid before anything trains
+                sizes[(where, method)] = len(trials)
         if len(set(sizes.values())) > 1:
-            raise ConfigError(f"search.grid gives methods different numbers of trials {sizes}; "
-                              "every method must get the same budget")
+            raise ConfigError(f"search gives different numbers of trials "
+                              f"{ {f'{w}.{m}': n for (w, m), n in sizes.items()} }; every method must get the same budget")
 
-    def trials(self, method: str) -> list[dict]:
-        """Parameter overrides of each trial ([{}] for a method without a grid)."""
-        params = self.grid.get(method, {})
+    def trials(self, method: str, cell=None) -> list[dict]:
+        """Parameter overrides of each trial of `method` on `cell` ([{}] for a method without a grid)."""
+        params = self.cells.get(cell, {}).get(method, self.grid.get(method, {}))
         return [dict(zip(params, values)) for values in itertools.product(*params.values())] or [{}]
 
 
@@ -51,9 +60,9 @@ def select(search: SearchConfig, methods, cells, make_config: Callable, cache_di
     """
     labelled = [((m, cell, i, seed), make_config(m, cell, seed, trial))
                 for m in methods if m in search.grid for cell in cells
-                for i, trial in enumerate(search.trials(m)) for seed in search.seeds]
+                for i, trial in enumerate(search.trials(m, cell)) for seed in search.seeds]
     results = run_all([c for _, c in labelled], cache_dir, workers, desc=desc)
-    rows = [{"method": m, "cell": cell, "trial": i, "seed": seed, **search.trials(m)[i],
+    rows = [{"method": m, "cell": cell, "trial": i, "seed": seed, **search.trials(m, cell)[i],
              "val_acc": r.metrics["val_acc_fused"]} for ((m, cell, i, seed), _), r in zip(labelled, results)]
     trials = pd.DataFrame(rows)
     chosen = {(m, cell): {} for m in methods for cell in cells}
@@ -61,7 +70,7 @@ def select(search: SearchConfig, methods, cells, make_config: Callable, cache_di
         mean_val = trials.groupby(["method", "cell", "trial"], sort=False)["val_acc"].mean().reset_index()
         for (m, cell), part in mean_val.groupby(["method", "cell"], sort=False):
             best = part.loc[part["val_acc"].idxmax(), "trial"]   # first maximum: grid order breaks ties
-            chosen[(m, cell)] = search.trials(m)[int(best)]
-        trials["selected"] = [search.trials(m)[t] == chosen[(m, c)] for m, c, t in
+            chosen[(m, cell)] = search.trials(m, cell)[int(best)]
+        trials["selected"] = [search.trials(m, c)[t] == chosen[(m, c)] for m, c, t in
                               zip(trials["method"], trials["cell"], trials["trial"])]
     return chosen, trials

@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 from mcrlib.atomic import save_torch
 from mcrlib.augment import augment_frames
 from mcrlib.config import ConfigError, TrainConfig
-from mcrlib.data import TensorSplits
+from mcrlib.data.tensors import TensorSplits
 from mcrlib.evaluation import head_metrics, predict
 
 

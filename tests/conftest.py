@@ -1,11 +1,11 @@
 import pytest
 
-from mcrlib.data.synthetic import SyntheticConfig, make_synthetic
+from mcrlib.data.synthetic import SyntheticConfig, load
 
 
 @pytest.fixture(scope="session")
 def tiny_data():
-    return make_synthetic(SyntheticConfig(input_dim=32, latent_dim=8, mean_scale=3.0,
+    return load(SyntheticConfig(input_dim=32, latent_dim=8, mean_scale=3.0,
                                           n_train=128, n_val=64, n_test=64))
 
 

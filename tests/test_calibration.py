@@ -68,8 +68,7 @@ def test_settings_follow_the_declared_order_and_bad_grids_are_rejected():
 
 
 def test_calibrated_sections_take_the_chosen_recipe(tmp_path, monkeypatch):
-    monkeypatch.setenv("MCR_PROJECT_ROOT", "")
-    datasets = {"AV": {"name": "avdigits", "params": {"path": "data/none"}, "calibrated": True}}
+    datasets = {"AV": {"name": "avdigits", "params": {"prepared": "data/none"}, "calibrated": True}}
     with pytest.raises(FileNotFoundError, match="dvc repro calibrate"):
         resolve_datasets(datasets, tmp_path)
     (tmp_path / "results" / "calibrate").mkdir(parents=True)
@@ -77,7 +76,8 @@ def test_calibrated_sections_take_the_chosen_recipe(tmp_path, monkeypatch):
         "avdigits": {"params": {"image_energy": 0.2, "audio_snr_db": 60.0}, "meets_criterion": True},
         "synthetic": {"params": {"mean_scale": 2.5, "n_train": 2000}, "meets_criterion": False}}))
     resolved = resolve_datasets(datasets, tmp_path)["AV"]
-    assert "calibrated" not in resolved and resolved["params"] == {"path": "data/none", "image_energy": 0.2, "audio_snr_db": 60.0}
-    assert resolve_datasets(datasets, tmp_path, calibrated=False)["AV"]["params"] == {"path": "data/none"}
+    assert "calibrated" not in resolved and resolved["params"] == {"prepared": str(tmp_path.resolve() / "data/none"),
+                                                                  "image_energy": 0.2, "audio_snr_db": 60.0}
+    assert resolve_datasets(datasets, tmp_path, calibrated=False)["AV"]["params"] == {"prepared": str(tmp_path.resolve() / "data/none")}
     study = load_study(resolve({"calibrated": True, "data": {"mean_scale": 1.5, "latent_dim": 8}}, tmp_path))
     assert study.data == {"mean_scale": 2.5, "latent_dim": 8, "n_train": 2000}

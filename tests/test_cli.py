@@ -37,7 +37,7 @@ def fails(main, argv, capsys) -> tuple[int, str]:
 
 def run_config(tmp_path, **sections) -> Path:
     config = {"data": {"name": "synthetic", "params": {"n_train": 16, "n_val": 8, "n_test": 8}},
-              "train": {"max_epochs": 1, "progress": False}}
+              "train": {"max_epochs": 1, "warmup_epochs": 0, "progress": False}}
     for key, value in sections.items():
         config[key] = {**config.get(key, {}), **value}
     path = tmp_path / "run.yaml"
@@ -79,7 +79,7 @@ def test_run_usage_error_exits_2(capsys):
 
 def test_run_missing_data_exits_1_naming_the_folder_and_the_fix(tmp_path, capsys):
     config = tmp_path / "run.yaml"
-    config.write_text(yaml.safe_dump({"data": {"name": "avdigits", "params": {"path": str(tmp_path / "none")}}}))
+    config.write_text(yaml.safe_dump({"data": {"name": "avdigits", "params": {"prepared": str(tmp_path / "none")}}}))
     status, err = fails(runs.main, [config, "--cache", tmp_path / "cache"], capsys)
     assert status == 1
     assert err.startswith(RUN) and str(tmp_path / "none") in err and "prepare@avdigits" in err
@@ -151,7 +151,7 @@ def test_prepare_without_folder_or_internet_exits_1_saying_how_to_provide_fsdd(t
     status, err = prepare_avdigits(params, tmp_path, capsys)
     assert status == 1
     assert err.startswith(PREPARE + "could not download FSDD")
-    assert "MCR_FSDD_ROOT" in err and "data.fsdd_root" in err and "Jakobovski/free-spoken-digit-dataset" in err
+    assert "MCR_FSDD_ROOT" in err and "data.avdigits.root" in err and "Jakobovski/free-spoken-digit-dataset" in err
     assert not (tmp_path / "data" / "raw" / "fsdd").exists()
 
 
@@ -198,9 +198,13 @@ def test_prepare_bug_keeps_its_exception(fake_fsdd, tmp_path, monkeypatch):
     root, params = fake_fsdd
     monkeypatch.setenv("MCR_FSDD_ROOT", str(root))
 
-    def broken(cfg, out, download_to=None):
+    import dataclasses
+
+    from mcrlib.data import avdigits
+
+    def broken(cfg, out):
         raise RuntimeError("a bug")
-    monkeypatch.setattr(prepare.avdigits, "build", broken)
+    monkeypatch.setattr(avdigits, "SPEC", dataclasses.replace(avdigits.SPEC, prepare=broken))
     with pytest.raises(RuntimeError, match="a bug"):
         prepare.main(["avdigits", "--params", str(params), "--out", str(tmp_path / "out")])
 

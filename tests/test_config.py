@@ -2,6 +2,7 @@
 import pytest
 
 from mcrlib.config import ConfigError, RunConfig, from_dict
+from mcrlib.run_key import check_run
 from mcrlib.runs import run
 
 
@@ -14,7 +15,7 @@ def build(**overrides):
         for p in parents:
             node = node.setdefault(p, {})
         node[key] = value
-    return from_dict(RunConfig, base)
+    return check_run(from_dict(RunConfig, base))
 
 
 @pytest.mark.parametrize("override,fragments", [

@@ -8,7 +8,9 @@ import torch
 
 from mcrlib.config import ConfigError
 from mcrlib.data import fsdd, load_dataset
-from mcrlib.data.avdigits import AVDigitsConfig, AVDigitsData, build, load
+from mcrlib.data.avdigits import LoadConfig, load
+from mcrlib.data.prepare import prepare
+from mcrlib.errors import DataError
 from tests.fixtures.fsdd import SPEAKERS, write_fsdd
 
 
@@ -17,7 +19,7 @@ def built(tmp_path_factory):
     root = tmp_path_factory.mktemp("fsdd")
     sums = write_fsdd(root)
     out = tmp_path_factory.mktemp("avdigits")
-    record = build(AVDigitsConfig(fsdd_root=str(root), checksums=str(sums)), out)
+    record = prepare("avdigits", {"root": str(root), "checksums": str(sums)}, out)
     return root, sums, out, record
 
 
@@ -26,7 +28,7 @@ def test_folds_leave_one_speaker_out_and_labels_come_from_file_names(built):
     assert record["speakers"] == sorted(SPEAKERS)
     tested = []
     for fold in range(6):
-        data = load(AVDigitsData(path=str(out), fold=fold))
+        data = load(LoadConfig(prepared=str(out), fold=fold))
         speakers = {split: {data.group_names[g] for g in t["group"].tolist()} for split, t in data.splits.items()}
         assert speakers["test"] == {record["speakers"][fold]}
         assert speakers["val"] == {record["speakers"][(fold + 1) % 6]}
@@ -37,14 +39,14 @@ def test_folds_leave_one_speaker_out_and_labels_come_from_file_names(built):
         tested += data.splits["test"]["image_id"].tolist()
     assert len(tested) == 120         # every recording is a test sample in exactly one fold
     with pytest.raises(ConfigError, match="data.fold"):
-        AVDigitsData(path=str(out), fold=6)
+        LoadConfig(prepared=str(out), fold=6)
 
 
 def test_each_image_shows_the_spoken_digit_and_speaker_pools_are_disjoint(built):
     from sklearn.datasets import load_digits
     targets = torch.from_numpy(load_digits().target)
     for fold in (0, 3):
-        data = load(AVDigitsData(path=str(built[2]), fold=fold))
+        data = load(LoadConfig(prepared=str(built[2]), fold=fold))
         ids = {}
         for split, tensors in data.splits.items():
             assert torch.equal(targets[tensors["image_id"]], tensors["label"])
@@ -54,13 +56,13 @@ def test_each_image_shows_the_spoken_digit_and_speaker_pools_are_disjoint(built)
 
 def test_audio_is_standardised_with_training_statistics_and_degradation_is_applied_at_load(built, tmp_path):
     root, sums, out, record = built
-    clean = load(AVDigitsData(path=str(out), audio_snr_db=60.0, image_energy=1.0))
+    clean = load(LoadConfig(prepared=str(out), audio_snr_db=60.0, image_energy=1.0))
     assert clean.splits["train"]["audio"].mean(dim=(0, 1, 3)).abs().max() < 1e-3  # train statistics
-    noisy = load(AVDigitsData(path=str(out), audio_snr_db=0.0, image_energy=0.1))
+    noisy = load(LoadConfig(prepared=str(out), audio_snr_db=0.0, image_energy=0.1))
     # the lower the SNR, the further the spectrograms from the clean ones
     def corr(a, b):
         return torch.corrcoef(torch.stack([a.splits["train"]["audio"].flatten(), b.splits["train"]["audio"].flatten()]))[0, 1]
-    mild = load(AVDigitsData(path=str(out), audio_snr_db=40.0, image_energy=1.0))
+    mild = load(LoadConfig(prepared=str(out), audio_snr_db=40.0, image_energy=1.0))
     assert corr(clean, mild) > 0.9 > corr(clean, noisy)
     # fewer principal components: the images lose detail
     from sklearn.datasets import load_digits
@@ -69,23 +71,23 @@ def test_audio_is_standardised_with_training_statistics_and_degradation_is_appli
         t = data.splits["test"]
         return (t["visual"][:, 0] - raw[t["image_id"]]).pow(2).mean().item()
     assert error(noisy) > 2 * error(clean)
-    again = build(AVDigitsConfig(fsdd_root=str(root), checksums=str(sums)), tmp_path)
+    again = prepare("avdigits", {"root": str(root), "checksums": str(sums)}, tmp_path)
     assert again["fingerprint"] == record["fingerprint"]                  # deterministic
-    other = build(AVDigitsConfig(fsdd_root=str(root), checksums=str(sums), seed=1), tmp_path / "s1")
+    other = prepare("avdigits", {"root": str(root), "checksums": str(sums), "seed": 1}, tmp_path / "s1")
     assert other["fingerprint"] != record["fingerprint"]
 
 
-def test_registered_dataset_checks_the_fingerprint(built):
-    out, record = built[2], built[3]
-    data = load_dataset("avdigits", {"path": str(out), "fingerprint": record["fingerprint"]})
+def test_registered_dataset_declares_its_encoders(built):
+    data = load_dataset("avdigits", {"prepared": str(built[2])})
     assert data.modalities == ("audio", "visual") and data.n_classes == 10
-    with pytest.raises(ValueError, match="rebuild"):
-        load_dataset("avdigits", {"path": str(out), "fingerprint": "0" * 16})
+    assert data.encoders == {"audio": "resnet2d", "visual": "resnet2d"}
 
 
-def test_missing_cache_names_the_stage(tmp_path):
-    with pytest.raises(FileNotFoundError, match="dvc repro prepare@avdigits"):
-        load(AVDigitsData(path=str(tmp_path)))
+def test_missing_prepared_folder_names_the_stage(tmp_path):
+    with pytest.raises(DataError, match="dvc repro prepare@avdigits"):
+        load(LoadConfig(prepared=str(tmp_path / "absent")))
+    with pytest.raises(DataError, match="python -m mcrlib.data.prepare avdigits"):
+        load_dataset("avdigits", {"prepared": str(tmp_path)})
 
 
 def test_changed_or_missing_recording_is_named(tmp_path):
@@ -94,14 +96,14 @@ def test_changed_or_missing_recording_is_named(tmp_path):
     victim.write_bytes(victim.read_bytes()[:-10])
     (tmp_path / "recordings" / "7_theo_0.wav").unlink()
     with pytest.raises(ValueError, match=r"1 missing \(e\.g\. 7_theo_0\.wav\).*1 with a wrong SHA-256 \(e\.g\. 3_lucas_0\.wav\)"):
-        build(AVDigitsConfig(fsdd_root=str(tmp_path), checksums=str(sums)), tmp_path / "out")
+        prepare("avdigits", {"root": str(tmp_path), "checksums": str(sums)}, tmp_path / "out")
 
 
 def test_missing_root_explains_the_layout_and_source(tmp_path, monkeypatch):
     monkeypatch.delenv("MCR_FSDD_ROOT", raising=False)
-    with pytest.raises(FileNotFoundError, match="recordings/.*Jakobovski/free-spoken-digit-dataset.*MCR_FSDD_ROOT"):
+    with pytest.raises(DataError, match="recordings/.*Jakobovski/free-spoken-digit-dataset.*MCR_FSDD_ROOT"):
         fsdd.locate(str(tmp_path / "nowhere"))
-    with pytest.raises(FileNotFoundError, match="no FSDD folder given"):
+    with pytest.raises(DataError, match="no FSDD folder given"):
         fsdd.locate("")
 
 
@@ -139,22 +141,25 @@ def test_recipe_record_is_json_with_the_recipe(built):
     assert sum(record["image_pool_per_speaker"].values()) == 1797
 
 
-def test_run_configs_do_not_depend_on_where_the_project_lives(built, tmp_path, monkeypatch):
-    """Two checkouts of the project give the same run configs (so the same run-cache keys), and
-    the relative data path is read under the project root whatever the working directory."""
+def test_studies_read_the_prepared_folder_under_the_project_root_and_keys_ignore_where(built, tmp_path, monkeypatch):
+    """Two checkouts of the project resolve the prepared folder under their own root, with no
+    environment side effect, and give their runs the same keys (the folder's content, not its
+    place, is keyed)."""
+    import os
     import shutil
 
-    from mcrlib.data.location import ENV
+    from mcrlib.config import RunConfig, from_dict
+    from mcrlib.run_key import run_key
     from mcrlib.studies.benchmarks import resolve_datasets
-    monkeypatch.setenv(ENV, "")   # restored after the test
-    datasets = {"AV-Digits": {"name": "avdigits", "params": {"path": "data/processed/avdigits"}}}
-    resolved = []
+    datasets = {"AV-Digits": {"name": "avdigits", "params": {"fold": 1}}}
+    environment = dict(os.environ)
+    keys = []
     for checkout in ("a", "b"):
         shutil.copytree(built[2], tmp_path / checkout / "data/processed/avdigits")
-        resolved.append(resolve_datasets(datasets, tmp_path / checkout))
-    assert resolved[0] == resolved[1]
-    params = resolved[1]["AV-Digits"]["params"]
-    assert params["path"] == "data/processed/avdigits" and params["fingerprint"] == built[3]["fingerprint"]
-    monkeypatch.chdir(tmp_path / "a")   # elsewhere than checkout b, whose root resolve_datasets set
-    shutil.rmtree(tmp_path / "a" / "data")
+        params = resolve_datasets(datasets, tmp_path / checkout)["AV-Digits"]["params"]
+        assert params == {"fold": 1, "prepared": str((tmp_path / checkout / "data/processed/avdigits").resolve())}
+        keys.append(run_key(from_dict(RunConfig, {"data": {"name": "avdigits", "params": params}})))
+    assert dict(os.environ) == environment
+    assert keys[0] == keys[1]
+    monkeypatch.chdir(tmp_path)   # any working directory: the params hold the absolute folder
     assert len(load_dataset("avdigits", params).splits["test"]["label"]) == 20

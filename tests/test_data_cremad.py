@@ -1,6 +1,7 @@
-"""CREMA-D: real preprocess + load on a tiny corpus in the real format (tests/fixtures/cremad.py),
-the check of a copy against the official clip list (missing clips, unexpected files), and the
-actor-disjoint folds on the corpus' real 7,442 clip names (the package data mcrlib/data/cremad_meta;
+"""CREMA-D: prepare -> fingerprint -> load_dataset end to end on a tiny corpus in the real format
+(tests/fixtures/cremad.py), the check of a copy against the official clip list (missing clips,
+unexpected files), the media errors (mcrlib.data.media), and the actor-disjoint folds on the
+corpus' real 7,442 clip names (the package data mcrlib/data/cremad_meta;
 tests/fixtures/cremad_files.tsv.gz: the corpus' file listing with sizes)."""
 import gzip
 import json
@@ -18,9 +19,12 @@ import soundfile as sf
 import torch
 
 from mcrlib.config import ConfigError, from_dict
-from mcrlib.data.cremad import (EMOTIONS, KNOWN_DEFECTS, SPLITS, CremadConfig, actor_folds, build,
-                                expected_files, load, official_actors, official_clips, parse_clip, preprocess,
-                                read_actor_table, split_rows)
+from mcrlib.data import DATASETS, dataset_modalities, fingerprint, load_dataset, media
+from mcrlib.data.cremad import KNOWN_DEFECTS, SPEC, LoadConfig, PrepareConfig, load, prepare
+from mcrlib.data.cremad_clips import (EMOTIONS, SPLITS, actor_folds, expected_files, official_actors, official_clips,
+                                      parse_clip, read_actor_table, split_rows)
+from mcrlib.data.prepare import prepare as prepare_stage
+from mcrlib.errors import DataError
 from tests.fixtures.cremad import (ACTOR_BLUE, CLIPS, LONG, SHORT_VIDEO, SKIPPED, label_of, tone_hz,
                                    write_cremad)
 
@@ -30,14 +34,29 @@ FILES = Path(__file__).resolve().parent / "fixtures" / "cremad_files.tsv.gz"   #
 
 
 def config(root, **kw):
-    return CremadConfig(root=str(root), image_size=SIZE, **kw)
+    return PrepareConfig(root=str(root), **{"image_size": SIZE, **kw})
+
+
+def loaded(prepared, **params):
+    """The run's path to the data: the prepared folder's fingerprint checked, then `load`."""
+    return load_dataset("cremad", {"prepared": str(prepared), **params})
+
+
+@pytest.fixture(autouse=True)
+def no_data_root(monkeypatch):
+    monkeypatch.delenv("MCR_CREMAD_ROOT", raising=False)
 
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
+    """The fixture prepared by the stage's own function (prepare, canonical torch files, fingerprint)."""
     root = write_cremad(tmp_path_factory.mktemp("cremad") / "CREMA-D")
-    cache = preprocess(config(root), tmp_path_factory.mktemp("cache"), workers=0, progress=False)
-    return root, cache
+    out = tmp_path_factory.mktemp("prepared") / "cremad"
+    with pytest.MonkeyPatch.context() as env:
+        env.delenv("MCR_CREMAD_ROOT", raising=False)
+        env.setenv("MCR_DATA_WORKERS", "1")       # this machine's cores are shared
+        prepare_stage("cremad", {"root": str(root), "image_size": SIZE}, out)
+    return root, out
 
 
 def by_clip(data):
@@ -59,8 +78,9 @@ def by_clip(data):
 
 def test_shapes_dtypes_and_labels(corpus):
     root, cache = corpus
-    data = load(config(root), cache)
+    data = loaded(cache)
     assert data.modalities == ("audio", "visual") and data.n_classes == 6 and data.task == "classification"
+    assert data.encoders == {"audio": "resnet2d", "visual": "frames"}
     for t in data.splits.values():
         n = len(t["label"])
         assert t["audio"].shape == (n, 1, 257, 188) and t["audio"].dtype == torch.float32
@@ -69,7 +89,7 @@ def test_shapes_dtypes_and_labels(corpus):
     assert set(by_clip(data)) == set(CLIPS) - SKIPPED
     assert EMOTIONS == {"NEU": 0, "HAP": 1, "SAD": 2, "FEA": 3, "DIS": 4, "ANG": 5}
     assert parse_clip("1064_IEO_DIS_MD") == (1064, 4) and parse_clip("1001_DFA_NEU_XX") == (1001, 0)
-    with pytest.raises(ValueError, match="not a CREMA-D clip name"):
+    with pytest.raises(DataError, match="not a CREMA-D clip name"):
         parse_clip("1001_DFA_BORED_XX")
 
 
@@ -77,7 +97,7 @@ def test_folds_are_actor_disjoint_and_cover_every_clip(corpus):
     root, cache = corpus
     tested = Counter()
     for fold in range(3):
-        where = by_clip(load(config(root, fold=fold), cache))
+        where = by_clip(loaded(cache, fold=fold))
         assert set(where) == set(CLIPS) - SKIPPED                  # each kept clip in exactly one split
         actors = {s: {int(c[:4]) for c, (split, _) in where.items() if split == s} for s in SPLITS}
         assert all(actors[s] for s in SPLITS)
@@ -89,7 +109,7 @@ def test_folds_are_actor_disjoint_and_cover_every_clip(corpus):
 
 def test_audio_is_the_release_spectrogram(corpus):
     root, cache = corpus
-    data = load(config(root), cache)
+    data = loaded(cache)
     for clip, (split, row) in by_clip(data).items():
         spec = data.splits[split]["audio"][row, 0]
         # 16 kHz files resampled to 22,050 Hz: the tone sits at f * 512 / 22050 (not / 16000).
@@ -103,7 +123,7 @@ def test_audio_is_the_release_spectrogram(corpus):
 
 def test_frames_are_the_first_of_each_second(corpus):
     root, cache = corpus
-    data = load(config(root), cache)
+    data = loaded(cache)
     for clip, (split, row) in by_clip(data).items():
         frames = data.splits[split]["visual"][row].float().mean(dim=(2, 3))   # (3 frames, 3 colours)
         have = SHORT_VIDEO.get(clip, 3)
@@ -135,8 +155,9 @@ def test_report_lists_every_defect(corpus):
     assert defects["1064_TIE_SAD_XX"]["outcome"].startswith("kept: 1 of 3 frames")
     assert "trimmed" in defects["1064_IEO_DIS_MD"]["outcome"]
     assert report["settings"]["sample_rate"] == 22050 and report["settings"]["image_size"] == SIZE
+    assert report["split"] == {"n_folds": 3, "split_seed": 0, "val_share": 0.1}    # LoadConfig's defaults
     for f in range(3):
-        data = load(config(root, fold=f), cache)
+        data = loaded(cache, fold=f)
         for s in SPLITS:
             summary = report["folds"][str(f)][s]
             assert summary["clips"] == len(data.splits[s]["label"])
@@ -152,55 +173,61 @@ def test_bad_files_are_reported_and_skipped(corpus, tmp_path):
     sf.write(str(root / "AudioWAV" / "1003_DFA_NEU_XX.wav"), np.zeros(16000, np.float32), 16000)
     short = np.sin(2 * np.pi * tone_hz(1) * np.arange(4000) / 16000) * 0.3   # 0.25 s
     sf.write(str(root / "AudioWAV" / "1064_DFA_HAP_XX.wav"), short, 16000, subtype="PCM_16")
-    out = preprocess(config(root), tmp_path / "cache", workers=0, progress=False)
-    report = json.loads((out / "report.json").read_text())
+    report = run(root, tmp_path / "prepared")
     reasons = {s["clip"]: s["reason"] for s in report["skipped"]}
     assert set(reasons) == SKIPPED | {"1001_DFA_ANG_XX", "1002_IEO_FEA_LO", "1003_DFA_NEU_XX"}
-    assert "unreadable WAV" in reasons["1001_DFA_ANG_XX"]
-    assert "undecodable video" in reasons["1002_IEO_FEA_LO"] or "no decodable" in reasons["1002_IEO_FEA_LO"]
-    assert "silent" in reasons["1003_DFA_NEU_XX"]
+    assert reasons["1001_DFA_ANG_XX"].startswith("AudioWAV/1001_DFA_ANG_XX.wav: unreadable WAV: ")
+    assert reasons["1002_IEO_FEA_LO"].startswith(("VideoFlash/1002_IEO_FEA_LO.flv: undecodable video: ",
+                                                  "VideoFlash/1002_IEO_FEA_LO.flv: unreadable: no decodable"))
+    assert reasons["1003_DFA_NEU_XX"] == "AudioWAV/1003_DFA_NEU_XX.wav: silent audio: all 16000 samples are 0"
+    assert reasons["1076_MTI_SAD_XX"] == "AudioWAV/1076_MTI_SAD_XX.wav: empty audio: the WAV holds 0 samples"
     assert [p["clip"] for p in report["padded_audio"]] == ["1064_DFA_HAP_XX"]
-    data = load(config(root), out)
+    data = loaded(tmp_path / "prepared")
     assert sum(len(t["label"]) for t in data.splits.values()) == len(CLIPS) - 4
 
 
-def test_missing_root_or_files_name_layout_and_source(corpus, tmp_path):
+def run(root, out, **kw) -> dict:
+    """SPEC.prepare on one thread without a progress bar, then the fingerprint (as the stage does);
+    the report."""
+    prepare(config(root, **kw), out, workers=0, progress=False)
+    fingerprint.write(out)
+    return json.loads((out / "report.json").read_text())
+
+
+def test_missing_root_or_files_name_layout_and_source(corpus, tmp_path, monkeypatch):
     for root in (tmp_path / "nowhere", ""):
-        with pytest.raises(FileNotFoundError) as err:
-            preprocess(config(root), tmp_path / "c", workers=0, progress=False)
+        with pytest.raises(DataError) as err:
+            run(root, tmp_path / "c")
         message = str(err.value)
         assert "AudioWAV/<clip>.wav" in message and "VideoFlash/<clip>.flv" in message
-        assert "CheyneyComputerScience/CREMA-D" in message
+        assert "CheyneyComputerScience/CREMA-D" in message and "data.cremad.root" in message
     assert "MCR_CREMAD_ROOT" in message
+    monkeypatch.setenv("MCR_CREMAD_ROOT", str(corpus[0]))     # the documented variable, when root is unset
+    assert run("", tmp_path / "from_env")["root"] == str(corpus[0])
 
     root = Path(shutil.copytree(corpus[0], tmp_path / "CREMA-D"))
     (root / "VideoFlash" / "1001_DFA_ANG_XX.flv").unlink()
     (root / "AudioWAV" / "1002_TIE_DIS_XX.wav").unlink()
-    with pytest.raises(FileNotFoundError) as err:
-        preprocess(config(root), tmp_path / "c", workers=0, progress=False)
+    with pytest.raises(DataError) as err:
+        run(root, tmp_path / "c")
     message = str(err.value)
     assert (f"CREMA-D at {root}: 2 of the 14 clips expected lack media (2 of 28 media files are missing): "
             f"1001_DFA_ANG_XX (VideoFlash/1001_DFA_ANG_XX.flv), 1002_TIE_DIS_XX (AudioWAV/1002_TIE_DIS_XX.wav). "
             f"The clips expected are those of {root / 'SentenceFilenames.csv'} (14 clips).") in message
-    assert "git lfs pull" in message and "data.params.expect_complete: false" in message
+    assert "git lfs pull" in message and "data.cremad.expect_complete: false" in message
     assert "CheyneyComputerScience/CREMA-D" in message and not (tmp_path / "c" / "report.json").exists()
 
     root = Path(shutil.copytree(corpus[0], tmp_path / "lfs"))
     (root / "AudioWAV" / "1001_DFA_ANG_XX.wav").write_text(
         "version https://git-lfs.github.com/spec/v1\noid sha256:0123\nsize 72862\n")
-    with pytest.raises(FileNotFoundError, match=re.escape(
+    with pytest.raises(DataError, match=re.escape(
             "1 of the 14 clips expected lacks media (1 media file is a Git LFS pointer, not media): "
             "1001_DFA_ANG_XX (AudioWAV/1001_DFA_ANG_XX.wav: Git LFS pointer)") + ".*`git lfs pull`"):
-        preprocess(config(root), tmp_path / "c", workers=0, progress=False)
+        run(root, tmp_path / "c")
 
     (root / "VideoDemographics.csv").unlink()
-    with pytest.raises(FileNotFoundError, match=r"missing: VideoDemographics\.csv"):
-        preprocess(config(root), tmp_path / "c", workers=0, progress=False)
-
-
-def run(root, out, **kw) -> dict:
-    preprocess(config(root, **kw), out, workers=0, progress=False)
-    return json.loads((out / "report.json").read_text())
+    with pytest.raises(DataError, match=r"missing: VideoDemographics\.csv"):
+        run(root, tmp_path / "c")
 
 
 # The official clips absent from the fixture, in sorted order (the order of a copy without a list).
@@ -212,7 +239,7 @@ def test_a_copy_without_its_own_list_must_hold_every_official_clip(corpus, tmp_p
     (root / "SentenceFilenames.csv").unlink()
     absent = sorted(set(official_clips()) - set(CLIPS))
     assert absent[:5] == FIRST_ABSENT and len(absent) == 7428
-    with pytest.raises(FileNotFoundError) as err:
+    with pytest.raises(DataError) as err:
         run(root, tmp_path / "c")
     message = str(err.value)
     shown = ", ".join(f"{c} (AudioWAV/{c}.wav, VideoFlash/{c}.flv)" for c in FIRST_ABSENT)
@@ -221,7 +248,7 @@ def test_a_copy_without_its_own_list_must_hold_every_official_clip(corpus, tmp_p
             f"The clips expected are the official clip list shipped with mcrlib "
             f"(mcrlib/data/cremad_meta/SentenceFilenames.csv, 7,442 clips)") in message
     assert "`git lfs pull`" in message and "CheyneyComputerScience/CREMA-D" in message
-    assert "data.params.expect_complete: false" in message and not (tmp_path / "c" / "report.json").exists()
+    assert "data.cremad.expect_complete: false" in message and not (tmp_path / "c" / "report.json").exists()
 
     # a partial copy on purpose: the clips it has files for are read, the rest counted
     (root / "VideoFlash" / "1003_DFA_NEU_XX.flv").unlink()          # half a clip: skipped, named
@@ -256,7 +283,7 @@ def test_a_partial_copy_on_purpose_skips_and_names_the_clips_without_media(corpu
     assert "0 samples" in reasons["1076_MTI_SAD_XX"]
     assert report["clips_kept"] == 10 and report["clips_kept"] + len(report["skipped"]) == report["clips_listed"] == 14
     assert report["official_clips_absent"] == 7442 - 11     # 10 kept + 1076_MTI_SAD_XX read (and found defective)
-    data = load(config(root), tmp_path / "c")
+    data = loaded(tmp_path / "c")
     assert sum(len(t["label"]) for t in data.splits.values()) == 10
 
 
@@ -304,50 +331,87 @@ def test_a_complete_copy_passes_silently(corpus, tmp_path):
     assert report["unexpected"] == [] and {s["clip"] for s in report["skipped"]} == SKIPPED
 
 
-def test_load_refuses_a_missing_or_foreign_cache(corpus, tmp_path):
-    root, cache = corpus
-    with pytest.raises(FileNotFoundError, match="no complete CREMA-D cache"):
-        load(config(root), tmp_path)
-    with pytest.raises(ValueError, match="image_size"):
-        load(CremadConfig(root=str(root), image_size=32), cache)
+def test_load_refuses_a_missing_incomplete_or_changed_folder(corpus, tmp_path):
+    redo = "run `python -m mcrlib.data.prepare cremad`"
+    with pytest.raises(DataError, match=re.escape(redo)):
+        loaded(tmp_path / "nowhere")                                  # no folder, no fingerprint
+    folder = Path(shutil.copytree(corpus[1], tmp_path / "prepared"))
+    (folder / "index.json").unlink()
+    with pytest.raises(DataError, match=r"no complete prepared CREMA-D folder .*missing index\.json.*"
+                       + re.escape(redo)):
+        load(LoadConfig(prepared=str(folder)))                        # `load` alone checks its files too
+    with pytest.raises(DataError, match=r"missing: index\.json"):
+        loaded(folder)
+    folder = Path(shutil.copytree(corpus[1], tmp_path / "changed"))
+    report = json.loads((folder / "report.json").read_text())
+    (folder / "report.json").write_text(json.dumps({**report, "clips_kept": 0}))
+    with pytest.raises(DataError, match=r"changed after prepare: report\.json"):
+        loaded(folder)
 
 
-def test_build_preprocesses_once_then_reads_the_cache(corpus, tmp_path):
-    root = corpus[0]
-    cfg = config(root, processed=str(tmp_path / "processed"), fold=1)
-    first = build(cfg)
-    stamp = (tmp_path / "processed" / "features.pt").stat().st_mtime_ns
-    second = build(cfg)
-    assert (tmp_path / "processed" / "features.pt").stat().st_mtime_ns == stamp
+def test_load_reads_only_the_prepared_folder(corpus, tmp_path, monkeypatch):
+    """A relative `prepared` is relative to the working directory; the raw corpus need not be there;
+    other preprocessing settings make another folder with another fingerprint."""
+    root = Path(shutil.copytree(corpus[0], tmp_path / "CREMA-D"))
+    monkeypatch.chdir(tmp_path)
+    run(root, Path("data/processed/cremad"))
+    shutil.rmtree(root)
+    data, reference = loaded("data/processed/cremad", fold=1), loaded(corpus[1], fold=1)
     for s in SPLITS:
-        assert torch.equal(first.splits[s]["audio"], second.splits[s]["audio"])
-    build(CremadConfig(root=str(root), processed=str(tmp_path / "processed"), image_size=8))
-    assert (tmp_path / "processed" / "features.pt").stat().st_mtime_ns != stamp
+        assert all(torch.equal(data.splits[s][k], reference.splits[s][k]) for k in ("audio", "visual", "label"))
+    # the same tensors to the byte (the report differs: it records the raw root)
+    assert (fingerprint.file_sha256(Path("data/processed/cremad/features.pt"))
+            == fingerprint.file_sha256(corpus[1] / "features.pt"))
+    run(corpus[0], tmp_path / "small", image_size=8)
+    assert fingerprint.verify(tmp_path / "small") != fingerprint.verify(corpus[1])
+    assert loaded(tmp_path / "small").splits["train"]["visual"].shape[-2:] == (8, 8)
 
 
-def test_parallel_decoding_gives_the_same_cache(corpus, tmp_path):
+def test_parallel_decoding_gives_the_same_tensors(corpus, tmp_path):
     root, cache = corpus
-    out = preprocess(config(root), tmp_path, workers=2, progress=False)
+    out = prepare(config(root), tmp_path, workers=2, progress=False)
     a, b = torch.load(cache / "features.pt"), torch.load(out / "features.pt")
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-@pytest.mark.parametrize("params,fragment", [
-    ({"fold": 3}, "data.params.fold=3"), ({"val_share": 0.0}, "data.params.val_share=0.0"),
-    ({"image_size": 4}, "data.params.image_size=4"), ({"hop_length": 1024}, "data.params.hop_length"),
-    ({"n_folds": 1}, "data.params.n_folds=1"), ({"size": 224}, "unknown key 'data.params.size'"),
-    ({"expect_complete": "no"}, "data.params.expect_complete='no'"),
+def test_media_errors_are_data_errors(tmp_path):
+    assert issubclass(media.MediaError, DataError) and issubclass(media.MediaError, ValueError)
+    (tmp_path / "bad.wav").write_bytes(b"RIFF\x00\x01garbage")
+    with pytest.raises(media.MediaError) as err:
+        media.read_wav(tmp_path / "bad.wav")
+    assert err.value.reason == "unreadable WAV" and str(err.value) == f"unreadable WAV: {err.value.detail}"
+    (tmp_path / "bad.flv").write_bytes(b"FLV\x01" + bytes(range(256)) * 8)
+    with pytest.raises(media.MediaError, match="undecodable video|no decodable video frame"):
+        media.read_frames_at_fps(tmp_path / "bad.flv", n_frames=3, fps=1.0, size=SIZE)
+
+
+@pytest.mark.parametrize("config_cls,section,params,fragment", [
+    (LoadConfig, "data.params", {"fold": 3}, "data.params.fold=3"),
+    (LoadConfig, "data.params", {"val_share": 0.0}, "data.params.val_share=0.0"),
+    (LoadConfig, "data.params", {"n_folds": 1}, "data.params.n_folds=1"),
+    (LoadConfig, "data.params", {"processed": "data/processed/cremad"}, "unknown key 'data.params.processed'"),
+    (LoadConfig, "data.params", {"root": ""}, "unknown key 'data.params.root'"),
+    (LoadConfig, "data.params", {"image_size": 16}, "unknown key 'data.params.image_size'"),
+    (PrepareConfig, "data.cremad", {"image_size": 4}, "data.cremad.image_size=4"),
+    (PrepareConfig, "data.cremad", {"hop_length": 1024}, "data.cremad.hop_length"),
+    (PrepareConfig, "data.cremad", {"size": 224}, "unknown key 'data.cremad.size'"),
+    (PrepareConfig, "data.cremad", {"fold": 0}, "unknown key 'data.cremad.fold'"),
+    (PrepareConfig, "data.cremad", {"expect_complete": "no"}, "data.cremad.expect_complete='no'"),
 ])
-def test_bad_settings_are_rejected(params, fragment):
+def test_bad_settings_are_rejected(config_cls, section, params, fragment):
     with pytest.raises(ConfigError, match=re.escape(fragment)):
-        from_dict(CremadConfig, {"root": "", **params}, "data.params")
+        from_dict(config_cls, params, section)
 
 
-def test_paper_defaults():
-    cfg = CremadConfig(root="")
+def test_paper_defaults_and_spec():
+    cfg = PrepareConfig()
+    assert cfg.root == "" and cfg.expect_complete is True
     assert (cfg.sample_rate, cfg.seconds, cfg.tile, cfg.n_fft, cfg.hop_length) == (22050, 3.0, 3, 512, 353)
-    assert (cfg.n_frames, cfg.fps, cfg.image_size, cfg.n_folds) == (3, 1.0, 224, 3)
-    assert cfg.expect_complete is True
+    assert (cfg.n_frames, cfg.fps, cfg.image_size) == (3, 1.0, 224)
+    assert LoadConfig() == LoadConfig(prepared="data/processed/cremad", fold=0, n_folds=3, split_seed=0,
+                                      val_share=0.1)
+    assert DATASETS["cremad"] is SPEC and SPEC.root_env == "MCR_CREMAD_ROOT"
+    assert dataset_modalities("cremad", {}) == ("audio", "visual")
 
 
 # ----------------------------------------------------------------- the real corpus' names

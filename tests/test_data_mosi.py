@@ -1,7 +1,7 @@
-"""CMU-MOSI / MOSEI from MultiBench's pickles: the real preprocess + load on a tiny pickle with the
-real schema and the real files' defects (tests/fixtures/mosi.py)."""
+"""CMU-MOSI / MOSEI from MultiBench's pickles: the real prepare -> fingerprint -> load_dataset on a
+tiny pickle with the real schema and the real files' defects (tests/fixtures/mosi.py)."""
+import dataclasses
 import json
-import math
 import os
 import pickle
 
@@ -10,8 +10,12 @@ import pytest
 import torch
 
 from mcrlib.config import ConfigError, from_dict
-from mcrlib.data.mosi import (ROOT_ENV, MoseiConfig, MosiConfig, load, make_mosi, preprocess,
-                              source_file)
+from mcrlib.data import fingerprint
+from mcrlib.data import prepare as stage
+from mcrlib.data.mosi import (MOSEI, MOSI, ROOT_ENV, LoadConfig, MoseiLoadConfig, MoseiPrepareConfig,
+                              PrepareConfig, load, prepare, source_file)
+from mcrlib.data.registry import DATASETS, dataset_modalities, load_dataset
+from mcrlib.errors import DataError
 from tests.fixtures.mosi import (DIMS, EMPTY_TEXT, FULL_LENGTH, NAN, NEG_INF, POS_INF, SIZES, STEPS,
                                  VISION_BEFORE_TEXT, read_pickle, write_affect_pickle)
 
@@ -19,13 +23,19 @@ OURS = {"train": "train", "valid": "val", "test": "test"}
 VAT = ("vision", "text", "audio")
 
 
+def _prepare(cfg, out):
+    """The `prepare@<name>` stage's function (the spec's prepare, canonical torch files, the
+    fingerprint) with `cfg`'s settings."""
+    stage.prepare(cfg.dataset, dataclasses.asdict(cfg), out)
+    return out
+
+
 @pytest.fixture()
 def mosi(tmp_path):
-    """(config with V-A-T, cache dir, raw pickle content) after preprocess."""
+    """(run params with V-A-T, prepared folder, raw pickle content) after prepare."""
     path = write_affect_pickle(tmp_path / "raw")
-    cfg = MosiConfig(root=str(tmp_path / "raw"), modalities=VAT)
-    cache = preprocess(cfg, tmp_path / "cache", progress=False)
-    return cfg, cache, read_pickle(path)
+    out = _prepare(PrepareConfig(root=str(tmp_path / "raw")), tmp_path / "prepared")
+    return {"prepared": str(out), "modalities": list(VAT)}, out, read_pickle(path)
 
 
 def _expected(raw_split: dict, row: int, modality: str) -> np.ndarray:
@@ -41,11 +51,12 @@ def _kept_rows(split: str) -> list[int]:
     return [r for r in range(SIZES[split]) if (split, r) != EMPTY_TEXT]
 
 
-def test_shapes_dtypes_and_task(mosi):
-    cfg, cache, _ = mosi
-    data = load(cfg, cache)
+def test_shapes_dtypes_task_and_encoders(mosi):
+    params, _, _ = mosi
+    data = load_dataset("mosi", params)
     assert data.task == "regression" and data.n_classes == 1
     assert data.modalities == VAT
+    assert data.encoders == {m: "sequence" for m in VAT}     # each sample is a (T, D) sequence
     for theirs, ours in OURS.items():
         split = data.splits[ours]
         n = len(_kept_rows(theirs))
@@ -58,8 +69,8 @@ def test_shapes_dtypes_and_task(mosi):
 
 
 def test_splits_labels_and_order_follow_the_pickle_without_empty_text(mosi):
-    cfg, cache, raw = mosi
-    data = load(cfg, cache)
+    params, _, raw = mosi
+    data = load_dataset("mosi", params)
     for theirs, ours in OURS.items():
         want = np.asarray(raw[theirs]["labels"]).reshape(-1)[_kept_rows(theirs)]
         np.testing.assert_array_equal(data.splits[ours]["label"].numpy(), want)
@@ -69,8 +80,8 @@ def test_splits_labels_and_order_follow_the_pickle_without_empty_text(mosi):
 
 
 def test_sequences_start_at_first_text_step_and_are_end_padded(mosi):
-    cfg, cache, raw = mosi
-    data = load(cfg, cache)
+    params, _, raw = mosi
+    data = load_dataset("mosi", params)
     for theirs, ours in OURS.items():
         for i, row in enumerate(_kept_rows(theirs)):
             for m in VAT:
@@ -89,12 +100,12 @@ def test_sequences_start_at_first_text_step_and_are_end_padded(mosi):
 
 
 def test_nonfinite_values_set_to_zero_and_reported(mosi):
-    cfg, cache, raw = mosi
-    data = load(cfg, cache)
+    params, out, raw = mosi
+    data = load_dataset("mosi", params)
     for split in data.splits.values():
         for m in VAT:
             assert bool(torch.isfinite(split[m]).all())
-    report = json.loads((cache / "report.json").read_text())
+    report = json.loads((out / "report.json").read_text())
     counts = {s: report["splits"][OURS[s]]["nonfinite_features_set_to_0"] for s in OURS}
     split, row, m = NEG_INF
     assert counts[split][m] == {"nan": 0, "posinf": 0, "neginf": 1}
@@ -106,10 +117,13 @@ def test_nonfinite_values_set_to_zero_and_reported(mosi):
     assert data.splits["train"][m][row, STEPS - 1 - start, 0].item() == 0.0
 
 
-def test_report_lists_dropped_entries_and_counts(mosi):
-    cfg, cache, raw = mosi
-    report = json.loads((cache / "report.json").read_text())
-    assert report["dataset"] == "mosi" and report["source"]["file"] == "mosi_data.pkl"
+def test_report_lists_dropped_entries_and_counts(mosi, tmp_path):
+    _, out, raw = mosi
+    report = json.loads((out / "report.json").read_text())
+    pickle_path = tmp_path / "raw" / "mosi_data.pkl"
+    assert report["dataset"] == "mosi"
+    assert report["source"] == {"file": "mosi_data.pkl", "size": pickle_path.stat().st_size,
+                                "sha256": fingerprint.file_sha256(pickle_path)}
     split, row = EMPTY_TEXT
     train = report["splits"]["train"]
     assert train["entries"] == SIZES["train"] and train["kept"] == SIZES["train"] - 1
@@ -122,20 +136,44 @@ def test_report_lists_dropped_entries_and_counts(mosi):
     assert train["labels_outside_[-3,3]"] == 0
 
 
-def test_modalities_select_vt_and_keep_the_given_order(tmp_path, mosi):
-    _, cache, _ = mosi
-    data = load(MosiConfig(root="unused"), cache)          # default: V-T
-    assert data.modalities == ("vision", "text")
+def test_prepared_folder_does_not_depend_on_where_or_when_the_pickle_was_copied(tmp_path, mosi):
+    """The report records the pickle's content, not its path or mtime: the same pickle elsewhere
+    gives the same fingerprint (so the same run keys)."""
+    _, out, _ = mosi
+    moved = tmp_path / "elsewhere" / "mosi_data.pkl"
+    moved.parent.mkdir()
+    moved.write_bytes((tmp_path / "raw" / "mosi_data.pkl").read_bytes())
+    os.utime(moved, ns=(1, 1))
+    again = _prepare(PrepareConfig(root=str(moved)), tmp_path / "again")
+    assert (again / "report.json").read_bytes() == (out / "report.json").read_bytes()
+    assert fingerprint.verify(again) == fingerprint.verify(out)
+
+
+def test_modalities_select_vt_by_default_and_keep_the_given_order(mosi):
+    params, out, _ = mosi
+    data = load_dataset("mosi", {"prepared": str(out)})          # default: V-T
+    assert data.modalities == ("vision", "text") and data.encoders == {"vision": "sequence", "text": "sequence"}
     assert set(data.splits["val"]) == {"vision", "text", "label"}
-    data = load(MosiConfig(modalities=("audio",)), cache)
+    data = load_dataset("mosi", {"prepared": str(out), "modalities": ["audio"]})
     assert data.modalities == ("audio",) and set(data.splits["test"]) == {"audio", "label"}
+    assert dataset_modalities("mosi", {"modalities": ["text", "vision"]}) == ("text", "vision")
+    assert dataset_modalities("mosei", {}) == ("vision", "text")
+
+
+def test_registry_specs_and_defaults():
+    assert DATASETS["mosi"] is MOSI and DATASETS["mosei"] is MOSEI
+    assert MOSI.root_env == MOSEI.root_env == ROOT_ENV == "MCR_MULTIBENCH_ROOT"
+    assert LoadConfig().prepared == "data/processed/mosi" and MoseiLoadConfig().prepared == "data/processed/mosei"
+    assert PrepareConfig().dataset == "mosi" and MoseiPrepareConfig().dataset == "mosei"
+    assert MOSEI.prepare_config is MoseiPrepareConfig and MOSEI.load_config is MoseiLoadConfig
 
 
 def test_mosei_dimensions_and_flat_labels(tmp_path):
     write_affect_pickle(tmp_path, "mosei", label_shape="column", seed=3)
-    cfg = from_dict(MoseiConfig, {"root": str(tmp_path), "modalities": list(VAT)}, "data.params")
+    cfg = from_dict(MoseiPrepareConfig, {"root": str(tmp_path)}, "data.mosei")
     assert cfg.dataset == "mosei"
-    data = load(cfg, preprocess(cfg, tmp_path / "cache", progress=False))
+    out = _prepare(cfg, tmp_path / "prepared")
+    data = load_dataset("mosei", {"prepared": str(out), "modalities": list(VAT)})
     train = data.splits["train"]
     assert train["vision"].shape[2] == 35 and train["audio"].shape[2] == 74 and train["text"].shape[2] == 300
     assert train["label"].shape == (SIZES["train"] - 1,)
@@ -147,96 +185,101 @@ def test_nonfinite_label_entry_is_dropped_and_reported(tmp_path):
     raw["test"]["labels"][1] = np.nan
     with open(path, "wb") as f:
         pickle.dump(raw, f)
-    cfg = MosiConfig(root=str(tmp_path))
-    cache = preprocess(cfg, tmp_path / "cache", progress=False)
-    report = json.loads((cache / "report.json").read_text())["splits"]["test"]
+    out = _prepare(PrepareConfig(root=str(tmp_path)), tmp_path / "prepared")
+    report = json.loads((out / "report.json").read_text())["splits"]["test"]
     assert report["dropped_nonfinite_label"]["rows"] == [1] and report["kept"] == SIZES["test"] - 1
-    labels = load(cfg, cache).splits["test"]["label"]
+    labels = load_dataset("mosi", {"prepared": str(out)}).splits["test"]["label"]
     assert len(labels) == SIZES["test"] - 1 and bool(torch.isfinite(labels).all())
 
 
-def test_root_unset_names_the_variable_file_and_source(monkeypatch):
+def test_root_unset_names_the_param_variable_file_and_source(monkeypatch):
     monkeypatch.delenv(ROOT_ENV, raising=False)
-    with pytest.raises(FileNotFoundError) as err:
-        source_file(MosiConfig())
+    with pytest.raises(DataError) as err:
+        source_file(PrepareConfig())
     msg = str(err.value)
-    assert ROOT_ENV in msg and "mosi_data.pkl" in msg and "MultiBench" in msg and "(N, T, 20)" in msg
+    assert ROOT_ENV in msg and "data.mosi.root" in msg and "mosi_data.pkl" in msg
+    assert "MultiBench" in msg and "(N, T, 20)" in msg
+    with pytest.raises(DataError, match="data.mosei.root"):
+        source_file(MoseiPrepareConfig())
 
 
 def test_root_from_environment_and_root_as_file(tmp_path, monkeypatch):
     path = write_affect_pickle(tmp_path)
     monkeypatch.setenv(ROOT_ENV, str(tmp_path))
-    assert source_file(MosiConfig()) == path
-    assert source_file(MosiConfig(root=str(path))) == path
+    assert source_file(PrepareConfig()) == path
+    monkeypatch.setenv(ROOT_ENV, str(path))
+    assert source_file(PrepareConfig()) == path
+    monkeypatch.delenv(ROOT_ENV)
+    assert source_file(PrepareConfig(root=str(path))) == path
+    with pytest.raises(DataError, match="is not a folder"):
+        source_file(PrepareConfig(root=str(tmp_path / "nowhere")))
 
 
 def test_missing_file_lists_expected_and_missing(tmp_path):
     write_affect_pickle(tmp_path, "mosi")                  # MOSI there, MOSEI missing
-    with pytest.raises(FileNotFoundError) as err:
-        preprocess(MoseiConfig(root=str(tmp_path)), tmp_path / "cache")
+    with pytest.raises(DataError) as err:
+        prepare(MoseiPrepareConfig(root=str(tmp_path)), tmp_path / "prepared")
     msg = str(err.value)
     assert str(tmp_path / "mosei_senti_data.pkl") in msg and "missing 1 of 1" in msg
     assert "(N, T, 35)" in msg and "multibench.readthedocs.io" in msg
-    assert not (tmp_path / "cache" / "report.json").exists()
+    assert not (tmp_path / "prepared").exists()
 
 
-def test_corrupt_pickle_is_refused_and_nothing_cached(tmp_path):
+def test_corrupt_pickle_is_refused_and_nothing_written(tmp_path):
     path = write_affect_pickle(tmp_path)
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])     # truncated download
-    with pytest.raises(ValueError, match="corrupt or incomplete"):
-        preprocess(MosiConfig(root=str(tmp_path)), tmp_path / "cache")
-    assert not (tmp_path / "cache" / "report.json").exists()
+    with pytest.raises(DataError, match="corrupt or incomplete"):
+        prepare(PrepareConfig(root=str(tmp_path)), tmp_path / "prepared")
+    assert not (tmp_path / "prepared").exists()
 
 
 def test_wrong_schema_errors_name_the_problem(tmp_path):
     write_affect_pickle(tmp_path / "a", "mosei")
     os.rename(tmp_path / "a" / "mosei_senti_data.pkl", tmp_path / "a" / "mosi_data.pkl")
-    with pytest.raises(ValueError, match=r"train/vision has 35 features per step, mosi has 20 .*mosei"):
-        preprocess(MosiConfig(root=str(tmp_path / "a")), tmp_path / "cache")
+    with pytest.raises(DataError, match=r"train/vision has 35 features per step, mosi has 20 .*mosei"):
+        prepare(PrepareConfig(root=str(tmp_path / "a")), tmp_path / "prepared")
     path = write_affect_pickle(tmp_path / "b")
     raw = read_pickle(path)
     del raw["valid"]
     with open(path, "wb") as f:
         pickle.dump(raw, f)
-    with pytest.raises(ValueError, match=r"split\(s\) \['valid'\] missing"):
-        preprocess(MosiConfig(root=str(tmp_path / "b")), tmp_path / "cache")
+    with pytest.raises(DataError, match=r"split\(s\) \['valid'\] missing"):
+        prepare(PrepareConfig(root=str(tmp_path / "b")), tmp_path / "prepared")
 
 
 def test_config_validation():
     with pytest.raises(ConfigError, match="data.params.modalities"):
-        MosiConfig(modalities=("vision", "speech"))
+        LoadConfig(modalities=("vision", "speech"))
     with pytest.raises(ConfigError, match="data.params.modalities"):
-        MosiConfig(modalities=("text", "text"))
-    with pytest.raises(ConfigError, match="data.params.dataset"):
-        from_dict(MosiConfig, {"dataset": "iemocap"}, "data.params")
-    with pytest.raises(ConfigError, match="data.params.dataset"):
-        MosiConfig(dataset="sims")
+        from_dict(MoseiLoadConfig, {"modalities": ["text", "text"]}, "data.params")
+    with pytest.raises(ConfigError, match="data.mosi.dataset"):
+        from_dict(PrepareConfig, {"dataset": "iemocap"}, "data.mosi")
+    with pytest.raises(ConfigError, match="dataset"):
+        PrepareConfig(dataset="sims")
+    # prepare settings are not run params, and the other way round
+    with pytest.raises(ConfigError, match="unknown key 'data.params.root'"):
+        from_dict(LoadConfig, {"root": "x"}, "data.params")
+    with pytest.raises(ConfigError, match="unknown key 'data.mosi.modalities'"):
+        from_dict(PrepareConfig, {"modalities": ["text"]}, "data.mosi")
 
 
-def test_load_needs_a_complete_cache_of_the_same_dataset(tmp_path, mosi):
-    _, cache, _ = mosi
-    with pytest.raises(FileNotFoundError, match="report.json"):
-        load(MosiConfig(), tmp_path / "empty")
-    with pytest.raises(ValueError, match="holds 'mosi' data, not 'mosei'"):
-        load(MoseiConfig(), cache)
-    (cache / "val.pt").unlink()
-    with pytest.raises(FileNotFoundError, match="val.pt"):
-        load(MosiConfig(), cache)
+def test_load_needs_a_complete_prepared_folder_of_the_same_dataset(tmp_path, mosi):
+    _, out, _ = mosi
+    with pytest.raises(DataError, match=r"report.json missing\): run `python -m mcrlib.data.prepare mosi`"):
+        load(LoadConfig(prepared=str(tmp_path / "empty")))
+    with pytest.raises(DataError, match="holds 'mosi' data, not 'mosei'"):
+        load(MoseiLoadConfig(prepared=str(out)))
+    (out / "val.pt").unlink()
+    with pytest.raises(DataError, match=r"val.pt is missing .*mcrlib.data.prepare mosi"):
+        load(LoadConfig(prepared=str(out)))
 
 
-def test_make_mosi_preprocesses_once_and_again_when_the_source_changes(tmp_path, monkeypatch):
-    import mcrlib.data.mosi as module
-    path = write_affect_pickle(tmp_path / "raw")
-    cfg = MosiConfig(root=str(tmp_path / "raw"), processed=str(tmp_path / "cache"))
-    calls = []
-    real = module.preprocess
-    monkeypatch.setattr(module, "preprocess", lambda c, d, **k: calls.append(d) or real(c, d, progress=False))
-    first = make_mosi(cfg)
-    make_mosi(cfg)
-    assert len(calls) == 1
-    write_affect_pickle(tmp_path / "raw", seed=9)               # a different file at the same place
-    os.utime(path, ns=(1, 1))
-    second = make_mosi(cfg)
-    assert len(calls) == 2
-    assert not torch.equal(first.splits["train"]["text"], second.splits["train"]["text"])
-    assert not math.isnan(second.splits["train"]["label"].sum().item())
+def test_load_dataset_refuses_an_unprepared_or_changed_folder(tmp_path, mosi):
+    params, out, _ = mosi
+    with pytest.raises(DataError, match="mcrlib.data.prepare mosi"):
+        load_dataset("mosi", {"prepared": str(tmp_path / "nowhere")})
+    tensors = torch.load(out / "test.pt", weights_only=True)
+    tensors["label"] = tensors["label"] + 1
+    torch.save(tensors, out / "test.pt")
+    with pytest.raises(DataError, match="changed after prepare: test.pt"):
+        load_dataset("mosi", params)

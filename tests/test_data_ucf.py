@@ -1,5 +1,7 @@
-"""UCF-51: real preprocess + load on a tiny UCF101 in the real format (tests/fixtures/ucf.py)."""
+"""UCF-51: real prepare -> fingerprint -> load_dataset on a tiny UCF101 in the real format
+(tests/fixtures/ucf.py)."""
 import json
+import shutil
 import warnings
 
 import numpy as np
@@ -8,7 +10,10 @@ import torch
 
 from mcrlib.config import ConfigError, from_dict
 from mcrlib.data import media
-from mcrlib.data.ucf import UCF51Config, group_of, load, preprocess, read_list, validation_groups
+from mcrlib.data.prepare import prepare as prepare_dataset
+from mcrlib.data.registry import dataset_params, load_dataset
+from mcrlib.data.ucf import LoadConfig, PrepareConfig, group_of, load, prepare, read_list, validation_groups
+from mcrlib.errors import DataError
 from tests.fixtures.media_files import red_of_second, tone_of_second
 from tests.fixtures.ucf import (ALL, CLASS_INDEX, CORRUPT, NO_AUDIO, OTHER_CHANNEL_HZ, SHORT, SHORT_AUDIO,
                                 SILENT_CLASS, SOUNDING, in_test, write_ucf)
@@ -17,8 +22,8 @@ DROPPED = {NO_AUDIO: "no_audio", CORRUPT: "unreadable", SHORT: "too_few_frames",
            **{c: "no_audio" for c in SILENT_CLASS}}
 
 
-def config(root, **kw):
-    return UCF51Config(root=str(root), val_fraction=0.25, **kw)
+def settings(root, **kw):
+    return {"root": str(root), "val_fraction": 0.25, **kw}
 
 
 def expected(split: int, part: str) -> list[str]:
@@ -28,21 +33,28 @@ def expected(split: int, part: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
+    """The raw root and the prepared folder of split 1 (prepare, canonical torch files, fingerprint)."""
     root = write_ucf(tmp_path_factory.mktemp("ucf"))
+    out = tmp_path_factory.mktemp("prepared") / "ucf51"
     with pytest.warns(UserWarning, match="3 classes have audio, not the paper's 51"):
-        cache = preprocess(config(root), tmp_path_factory.mktemp("cache"), progress=False)
-    return root, cache
+        prepare_dataset("ucf51", settings(root), out)
+    return root, out
 
 
-def report_of(cache):
-    return json.loads((cache / "report.json").read_text())
+def loaded(out):
+    return load_dataset("ucf51", {"prepared": str(out)})
+
+
+def report_of(out):
+    return json.loads((out / "report.json").read_text())
 
 
 def test_shapes_dtypes_and_labels_over_the_classes_with_audio(dataset):
-    root, cache = dataset
-    data = load(config(root), cache)
-    ids = media.load_ids(cache)
+    _, out = dataset
+    data = loaded(out)
+    ids = media.load_ids(out, "ucf51")
     assert data.modalities == ("audio", "visual") and data.n_classes == 3
+    assert data.encoders == {"audio": "resnet2d", "visual": "frames"}
     for split, t in data.splits.items():
         n = len(ids[split])
         assert n > 0
@@ -50,37 +62,36 @@ def test_shapes_dtypes_and_labels_over_the_classes_with_audio(dataset):
         assert t["visual"].shape == (n, 4, 3, 224, 224) and t["visual"].dtype == torch.uint8
         assert t["label"].dtype == torch.long
         assert t["label"].tolist() == [SOUNDING.index(c.split("/")[0]) for c in ids[split]]
-    report = report_of(cache)
+    report = report_of(out)
     assert report["classes"] == list(SOUNDING) and report["classes_without_audio"] == ["ApplyEyeMakeup"]
     assert report["n_classes"] == 3 and report["class_count_matches_paper"] is False
 
 
 def test_official_split_membership_and_group_disjoint_validation(dataset):
-    _, cache = dataset
-    ids = media.load_ids(cache)
+    _, out = dataset
+    ids = media.load_ids(out, "ucf51")
     assert ids["test"] == expected(1, "test")
     train_list = expected(1, "train")
     assert sorted(ids["train"] + ids["val"]) == sorted(train_list)
     assert [c for c in train_list if c in ids["train"]] == ids["train"]      # list order kept
     train_groups, val_groups = {group_of(c) for c in ids["train"]}, {group_of(c) for c in ids["val"]}
-    assert not train_groups & val_groups and val_groups == set(report_of(cache)["validation_groups"])
+    assert not train_groups & val_groups and val_groups == set(report_of(out)["validation_groups"])
     # 12 training groups, 25 % -> 3 validation groups, one per class (stratified)
     assert sorted(g.split("_")[0] for g in val_groups) == ["Archery", "BabyCrawling", "HandStandPushups"]
     assert all(len([c for c in ids["val"] if group_of(c) == g]) == 2 for g in val_groups)  # whole groups
 
 
 def test_frames_are_the_first_four_seconds_in_rgb(dataset):
-    root, cache = dataset
-    visual = load(config(root), cache).splits["test"]["visual"]
+    visual = loaded(dataset[1]).splits["test"]["visual"]
     colour = visual.float().mean(dim=(3, 4))                       # (N, 4 frames, RGB)
     want = torch.tensor([[red_of_second(s), 60, 200] for s in range(4)], dtype=torch.float32)
     assert (colour - want).abs().max() < 10
 
 
 def test_audio_is_the_first_three_seconds_of_the_first_channel(dataset):
-    root, cache = dataset
-    data = load(config(root), cache)
-    ids = media.load_ids(cache)["test"]
+    _, out = dataset
+    data = loaded(out)
+    ids = media.load_ids(out, "ucf51")["test"]
     bin_of = lambda hz: round(hz / 16000 * 512)
     for row, clip in enumerate(ids):
         spec = data.splits["test"]["audio"][row, 0]
@@ -96,8 +107,8 @@ def test_audio_is_the_first_three_seconds_of_the_first_channel(dataset):
 
 
 def test_data_report_lists_dropped_clips(dataset):
-    _, cache = dataset
-    report = report_of(cache)
+    root, out = dataset
+    report = report_of(out)
     assert {s["id"]: s["reason"] for s in report["skipped"]} == DROPPED
     assert [n["id"] for n in report["notes"]] == [SHORT_AUDIO]
     for part in ("train", "test"):
@@ -107,17 +118,23 @@ def test_data_report_lists_dropped_clips(dataset):
         assert c["listed"] - c["kept"] == sum(c["skipped"].values())
     assert report["shapes"] == {"audio": [1, 257, 136], "visual": [4, 3, 224, 224]}
     assert report["lists"]["train"] == "ucfTrainTestlist/trainlist01.txt"
+    # the settings it was prepared with (the split and the validation draw among them); the root apart
+    assert report["root"] == str(root)
+    assert {k: report["settings"][k] for k in ("split", "val_fraction", "split_seed")} == \
+        {"split": 1, "val_fraction": 0.25, "split_seed": 109}
+    assert set(report["settings"]) == set(PrepareConfig.__dataclass_fields__) - {"root"}
 
 
-def test_split_two_uses_its_own_lists(dataset, tmp_path):
+def test_split_two_is_another_prepared_folder(dataset, tmp_path):
     root, _ = dataset
+    out = tmp_path / "ucf51-split2"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        cache = preprocess(config(root, split=2, frame_size=16), tmp_path, progress=False)
-    ids = media.load_ids(cache)
+        prepare_dataset("ucf51", settings(root, split=2, frame_size=16), out)
+    ids = media.load_ids(out, "ucf51")
     assert ids["test"] == expected(2, "test")
     assert sorted(ids["train"] + ids["val"]) == sorted(expected(2, "train"))
-    assert load(config(root, split=2, frame_size=16), cache).splits["train"]["visual"].shape[-2:] == (16, 16)
+    assert loaded(out).splits["train"]["visual"].shape[-2:] == (16, 16)
 
 
 def test_validation_draw_is_the_releases_and_depends_on_the_seed():
@@ -130,18 +147,18 @@ def test_validation_draw_is_the_releases_and_depends_on_the_seed():
     groups = list(dict.fromkeys(group_of(c) for c in clips))
     assert val == set(train_test_split(groups, test_size=0.1, random_state=109,
                                        stratify=[int(g[1]) for g in groups])[1])
-    with pytest.raises(ValueError, match="val_fraction"):
+    with pytest.raises(DataError, match="data.ucf51.val_fraction"):
         validation_groups(["C0/v_C0_g08_c01.avi", "C1/v_C1_g08_c01.avi"], [0, 1], 0.1, 0)
 
 
 def test_missing_root_lists_and_clips_are_clear_errors(tmp_path, monkeypatch):
     monkeypatch.delenv("MCR_UCF_ROOT", raising=False)
-    with pytest.raises(FileNotFoundError, match="MCR_UCF_ROOT"):
-        preprocess(UCF51Config(), tmp_path / "c")
+    with pytest.raises(DataError, match="data.ucf51.root or the environment variable MCR_UCF_ROOT"):
+        prepare(PrepareConfig(), tmp_path / "c")
     (tmp_path / "UCF-101").mkdir()
     (tmp_path / "ucfTrainTestlist").mkdir()
-    with pytest.raises(FileNotFoundError) as err:
-        preprocess(UCF51Config(root=str(tmp_path), split=3), tmp_path / "c")
+    with pytest.raises(DataError) as err:
+        prepare(PrepareConfig(root=str(tmp_path), split=3), tmp_path / "c")
     message = str(err.value)
     assert "ucfTrainTestlist/trainlist03.txt" in message and "ucfTrainTestlist/classInd.txt" in message
     assert "crcv.ucf.edu" in message and "v_<ClassName>_gXX_cYY.avi" in message
@@ -150,12 +167,12 @@ def test_missing_root_lists_and_clips_are_clear_errors(tmp_path, monkeypatch):
     (lists / "trainlist03.txt").write_text("".join(f"Archery/v_Archery_g{g:02d}_c01.avi 3\n" for g in range(8, 16)))
     (lists / "testlist03.txt").write_text("Archery/v_Archery_g01_c01.avi\n")
     monkeypatch.setenv("MCR_UCF_ROOT", str(tmp_path))
-    with pytest.raises(FileNotFoundError) as err:
-        preprocess(UCF51Config(split=3), tmp_path / "c")
+    with pytest.raises(DataError) as err:
+        prepare(PrepareConfig(split=3), tmp_path / "c")
     assert "9 expected file(s) missing" in str(err.value) and "UCF-101/Archery/v_Archery_g01_c01.avi" in str(err.value)
     (lists / "testlist03.txt").write_text("Archer/v_Archer_g01_c01.avi\n")
-    with pytest.raises(ValueError, match="testlist03.txt:1"):
-        preprocess(UCF51Config(split=3), tmp_path / "c")
+    with pytest.raises(DataError, match="testlist03.txt:1"):
+        prepare(PrepareConfig(split=3), tmp_path / "c")
     assert not (tmp_path / "c").exists()
 
 
@@ -167,17 +184,40 @@ def test_list_parsing_with_crlf(tmp_path):
     assert group_of("HandstandPushups/v_HandStandPushups_g08_c01.avi") == "HandStandPushups_g08"
 
 
-def test_config_validation_and_cache_settings(dataset):
-    root, cache = dataset
-    defaults = UCF51Config()
+def test_config_validation():
+    defaults = PrepareConfig()
     assert (defaults.split, defaults.val_fraction, defaults.n_fft, defaults.hop_length,
             defaults.audio_seconds, defaults.num_frames) == (1, 0.1, 512, 353, 3.0, 4)
-    with pytest.raises(ConfigError, match="data.params.split"):
-        UCF51Config(split=4)
-    with pytest.raises(ConfigError, match="data.params.val_fraction"):
-        from_dict(UCF51Config, {"val_fraction": 1.0}, "data.params")
-    with pytest.raises(ValueError, match="run preprocess again"):
-        load(config(root, split_seed=0), cache)
+    with pytest.raises(ConfigError, match="data.ucf51.split"):
+        PrepareConfig(split=4)
+    with pytest.raises(ConfigError, match="data.ucf51.val_fraction"):
+        from_dict(PrepareConfig, {"val_fraction": 1.0}, "data.ucf51")
+    # a run names only the prepared folder: the split and its validation draw are prepare's
+    assert dataset_params("ucf51", {}) == LoadConfig(prepared="data/processed/ucf51")
+    for key in ("root", "split", "split_seed", "processed"):
+        with pytest.raises(ConfigError, match=f"unknown key 'data.params.{key}'"):
+            dataset_params("ucf51", {key: 1})
+
+
+def test_load_needs_the_complete_folder_prepare_wrote(dataset, tmp_path):
+    _, out = dataset
+    with pytest.raises(DataError, match="python -m mcrlib.data.prepare ucf51"):
+        load_dataset("ucf51", {"prepared": str(tmp_path / "nowhere")})
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    assert loaded(copy).splits["val"]["label"].tolist() == loaded(out).splits["val"]["label"].tolist()
+    val = torch.load(copy / "val.pt")
+    val["label"][0] = (val["label"][0] + 1) % 3                 # a label edited after prepare
+    torch.save(val, copy / "val.pt")
+    with pytest.raises(DataError, match="changed after prepare: val.pt"):
+        loaded(copy)
+    report = report_of(copy)
+    (copy / "report.json").write_text(json.dumps({**report, "dataset": "ave"}))
+    with pytest.raises(DataError, match="prepared data of 'ave', not 'ucf51'"):
+        load(LoadConfig(prepared=str(copy)))
+    (copy / "report.json").unlink()
+    with pytest.raises(DataError, match="report.json is missing.*python -m mcrlib.data.prepare ucf51"):
+        load(LoadConfig(prepared=str(copy)))
 
 
 def test_log_stft_matches_the_librosa_definition():

@@ -83,14 +83,18 @@ def test_command_line_run(tmp_path, capsys):
 
 
 def test_cache_key_follows_the_method_code_and_config():
+    from mcrlib.code_closure import source_digest
     from mcrlib.config import RunConfig, from_dict
-    from mcrlib.runs import code_fingerprint, run_key
+    from mcrlib.run_key import code_modules
+    from mcrlib.runs import run_key
     joint = from_dict(RunConfig, {**TINY_RUN, "method": {"name": "joint"}})
     assert run_key(joint) == run_key(from_dict(RunConfig, {**TINY_RUN, "method": {"name": "joint"}}))
     assert run_key(joint) != run_key(from_dict(RunConfig, {**TINY_RUN, "method": {"name": "joint"}, "seed": 1}))
     # joint and mcr live in different files: editing one method does not invalidate the other
-    assert code_fingerprint("joint") != code_fingerprint("mcr")
-    assert code_fingerprint("joint") == code_fingerprint("multiloss")  # same file
+    code = {name: source_digest(code_modules(from_dict(RunConfig, {**TINY_RUN, "method": {"name": name}})))
+            for name in ("joint", "multiloss", "mcr")}
+    assert code["joint"] != code["mcr"]
+    assert code["joint"] == code["multiloss"]  # same file
 
 
 @pytest.mark.parametrize("name", sorted(set(METHODS) - {"unimodal"}))
@@ -108,9 +112,10 @@ def test_mcr_on_three_modality_regression_end_to_end(tmp_path):
     """CMU-MOSI V-A-T from a fixture pickle: Transformer encoders, L1 task loss, MSE divergence,
     all non-empty proper subsets of three modalities, the paper's regression metrics."""
     from tests.fixtures.mosi import write_affect_pickle
+    from mcrlib.data.prepare import prepare
     pickle = write_affect_pickle(tmp_path / "raw", "mosi")
-    data = {"name": "mosi", "params": {"root": str(pickle), "modalities": ["vision", "text", "audio"],
-                                       "processed": str(tmp_path / "processed")}}
+    prepare("mosi", {"root": str(pickle)}, tmp_path / "processed")
+    data = {"name": "mosi", "params": {"prepared": str(tmp_path / "processed"), "modalities": ["vision", "text", "audio"]}}
     result = run({**TINY_RUN, "data": data, "train": {**TINY_RUN["train"], "batch_size": 4},
                   "method": {"name": "mcr", "params": {"copies": 4, "subsets": "all"}}}, tmp_path / "runs")
     history = result.history[-1]

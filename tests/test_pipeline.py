@@ -113,7 +113,7 @@ def test_every_file_the_stage_writes_is_declared_in_dvc_yaml(smoke_stage):
 
 @pytest.mark.parametrize("profile", ["params.yaml", "profiles/paper.yaml"])
 def test_every_profile_validates_before_anything_runs(profile):
-    from mcrlib.data.prepare import PREPARE
+    from mcrlib.data import DATASETS
     from mcrlib.studies import benchmarks
     params = yaml.safe_load((ROOT / profile).read_text())
     assert set(params) == {"synthetic", "data", "calibrate", "benchmarks", "competition", "error_analysis",
@@ -125,7 +125,7 @@ def test_every_profile_validates_before_anything_runs(profile):
     from mcrlib.studies.competition import CompetitionConfig
     from_dict(CompetitionConfig, params["competition"], "competition")
     for name, settings in params["data"].items():
-        from_dict(PREPARE[name][0], settings, f"data.{name}")
+        from_dict(DATASETS[name].prepare_config, settings, f"data.{name}")
     study = benchmarks.load_study(params["benchmarks"])
     assert "AV-Digits" in study.datasets
 

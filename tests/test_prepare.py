@@ -10,8 +10,9 @@ import pytest
 import yaml
 
 from mcrlib.config import ConfigError
-from mcrlib.data import DATASETS, load_dataset
-from mcrlib.data.prepare import PREPARE, main, prepare
+from mcrlib.data import DATASETS, dataset_params, fingerprint, load_dataset
+from mcrlib.data.prepare import main, preparable, prepare
+from mcrlib.errors import DataError
 from tests.fixtures.ave import write_ave
 from tests.fixtures.cremad import write_cremad
 from tests.fixtures.fsdd import write_fsdd
@@ -21,24 +22,24 @@ from tests.fixtures.ucf import write_ucf
 
 ROOT = Path(__file__).resolve().parents[1]
 ENVIRONMENT = ("MCR_FSDD_ROOT", "MCR_CREMAD_ROOT", "MCR_AVE_ROOT", "MCR_UCF_ROOT", "MCR_MULTIBENCH_ROOT",
-               "MCR_STHSTH_ROOT", "MCR_DATA_CACHE")
+               "MCR_STHSTH_ROOT")
 
 # name -> (write the raw fixture under a folder and return its root, small preprocessing settings,
 #          the benchmarks' dataset params given the prepared folder, the modalities it yields)
 CASES = {
     "avdigits": (lambda base: write_fsdd(base / "fsdd").parent,
-                 lambda root: {"fsdd_root": str(root), "checksums": str(root / "SHA256SUMS")},
-                 lambda out: {"path": str(out)}, ("audio", "visual")),
+                 lambda root: {"root": str(root), "checksums": str(root / "SHA256SUMS")},
+                 lambda out: {"prepared": str(out)}, ("audio", "visual")),
     "cremad": (lambda base: write_cremad(base / "CREMA-D"), lambda root: {"root": str(root), "image_size": 16},
-               lambda out: {"processed": str(out), "image_size": 16, "fold": 1}, ("audio", "visual")),
+               lambda out: {"prepared": str(out), "fold": 1}, ("audio", "visual")),
     "ave": (write_ave, lambda root: {"root": str(root), "frame_size": 16},
-            lambda out: {"processed": str(out), "frame_size": 16}, ("audio", "visual")),
+            lambda out: {"prepared": str(out)}, ("audio", "visual")),
     "ucf51": (write_ucf, lambda root: {"root": str(root), "frame_size": 16, "val_fraction": 0.25},
-              lambda out: {"processed": str(out), "frame_size": 16, "val_fraction": 0.25}, ("audio", "visual")),
+              lambda out: {"prepared": str(out)}, ("audio", "visual")),
     "mosi": (lambda base: write_affect_pickle(base / "raw").parent, lambda root: {"root": str(root)},
-             lambda out: {"processed": str(out), "modalities": ["vision", "text", "audio"]}, ("vision", "text", "audio")),
+             lambda out: {"prepared": str(out), "modalities": ["vision", "text", "audio"]}, ("vision", "text", "audio")),
     "sthsth": (lambda base: write_sthsth(base / "Sth-Sth")["root"], lambda root: {"root": str(root), "image_size": 16},
-               lambda out: {"cache_dir": str(out), "image_size": 16}, ("rgb", "flow")),
+               lambda out: {"prepared": str(out)}, ("rgb", "flow")),
 }
 
 
@@ -49,8 +50,8 @@ def no_data_roots(monkeypatch):
 
 
 def test_every_registered_dataset_but_the_generator_has_a_stage():
-    assert set(PREPARE) == set(DATASETS) - {"synthetic"}
-    assert set(CASES) | {"mosei"} == set(PREPARE)   # MOSEI shares MOSI's code and schema
+    assert set(preparable()) == set(DATASETS) - {"synthetic"}
+    assert set(CASES) | {"mosei"} == set(preparable())   # MOSEI shares MOSI's code and schema
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
@@ -65,6 +66,8 @@ def test_stage_command_prepares_what_training_reads_without_the_raw_data(name, t
     out = tmp_path / "data" / "processed" / name
     report = json.loads((out / ("recipe.json" if name == "avdigits" else "report.json")).read_text())
     assert report
+    # the last file written: the content fingerprint every run key and every load checks
+    assert fingerprint.verify(out, name) == json.loads((out / fingerprint.FILE).read_text())["fingerprint"]
 
     shutil.rmtree(tmp_path / "raw")   # training reads only the prepared folder
     data = load_dataset(name, run_params(out))
@@ -84,7 +87,7 @@ def test_unknown_dataset_or_section_is_a_clear_error(tmp_path):
 
 
 def test_missing_root_names_the_layout_and_the_source(tmp_path):
-    with pytest.raises(FileNotFoundError, match="CREMA-D"):
+    with pytest.raises(DataError, match="CREMA-D"):
         prepare("cremad", {"root": str(tmp_path / "nowhere")}, tmp_path / "out")
 
 
@@ -98,8 +101,8 @@ def test_every_profile_prepares_each_dataset_its_studies_read(profile):
             if spec["name"] == "synthetic":
                 continue
             assert spec["name"] in params["data"], f"{profile}: {section}.{label} has no prepare stage"
-            folders = [v for v in spec.get("params", {}).values() if isinstance(v, str)]
-            assert f"data/processed/{spec['name']}" in folders, f"{profile}: {section}.{label} reads {folders}"
+            folder = dataset_params(spec["name"], spec.get("params", {})).prepared
+            assert folder == f"data/processed/{spec['name']}", f"{profile}: {section}.{label} reads {folder}"
 
 
 @pytest.mark.parametrize("name", sorted(CASES))

@@ -1,4 +1,6 @@
 """The hyperparameter search: equal budgets, validation-only selection, cached trials."""
+from pathlib import Path
+
 import pytest
 
 from mcrlib.config import ConfigError, RunConfig, from_dict
@@ -37,3 +39,34 @@ def test_selection_uses_validation_accuracy_only(tmp_path):
     assert trials["selected"].sum() == 2  # both seeds of the chosen trial
     again, _ = select(search, ["joint", "multiloss"], ["only"], make, tmp_path)  # from the run cache
     assert again == chosen and len(list(tmp_path.iterdir())) == 6
+
+
+def test_a_grid_that_cannot_apply_to_a_dataset_is_rejected_before_training():
+    """MSLR's two multipliers on a three-modality dataset fail when the study loads, not hours
+    into the search; a per-dataset grid (search.cells) with the same budget fixes it."""
+    from mcrlib.studies.benchmarks import load_study
+    two = {"name": "synthetic", "params": {}}
+    study = {"datasets": {"S": two}, "methods": ["joint", "mslr"], "seeds": [0],
+             "search": {"grid": {"mslr": {"init": [[0.7, 1.3], [1.3, 0.7]]}}}}
+    load_study(study)   # two modalities: the shared grid applies
+    with pytest.raises(ConfigError, match="search gives different numbers of trials"):
+        SearchConfig(grid={"mslr": {"init": [[0.7, 1.3], [1.3, 0.7]]}},
+                     cells={"S": {"mslr": {"init": [[1.0, 1.0]]}}})
+    with pytest.raises(ConfigError, match="benchmarks.search.cells.T"):
+        load_study({**study, "search": {**study["search"], "cells": {"T": {"mslr": {"init": [[1, 1], [2, 2]]}}}}})
+    cells = SearchConfig(grid={"mslr": {"init": [[0.7, 1.3], [1.3, 0.7]]}},
+                         cells={"S": {"mslr": {"init": [[0.5, 0.5], [2.0, 2.0]]}}})
+    assert cells.trials("mslr", "S") == [{"init": [0.5, 0.5]}, {"init": [2.0, 2.0]}]
+    assert cells.trials("mslr", "other") == [{"init": [0.7, 1.3]}, {"init": [1.3, 0.7]}]
+
+
+def test_the_paper_profile_searches_mslr_on_three_modalities_with_three_multipliers():
+    import yaml
+
+    from mcrlib.studies.benchmarks import load_study
+    params = yaml.safe_load((Path(__file__).resolve().parents[1] / "profiles/paper.yaml").read_text())["benchmarks"]
+    study = load_study(params)
+    assert all(len(t["init"]) == 3 for t in study.search.trials("mslr", "MOSI V-A-T"))
+    without = {**params, "search": {k: v for k, v in params["search"].items() if k != "cells"}}
+    with pytest.raises(ConfigError, match="3 multipliers"):
+        load_study(without)

@@ -37,18 +37,20 @@ from tqdm.auto import tqdm
 
 from mcrlib.atomic import save_torch, write_text
 from mcrlib.config import check
-from mcrlib.data import fsdd
-from mcrlib.data.location import project_path
+from mcrlib.data import fingerprint, fsdd
+from mcrlib.data.spec import DatasetSpec, location
 from mcrlib.data.tensors import TensorSplits
 
 SPLITS = ("train", "val", "test")
 N_SPEAKERS = 6
+ROOT_ENV = "MCR_FSDD_ROOT"
+DOWNLOAD_TO = Path("data/raw/fsdd")
 
 
 @dataclass(frozen=True)
-class AVDigitsConfig:
+class PrepareConfig:
     """Preprocessing (the `prepare@avdigits` stage): what is read and cached, once."""
-    fsdd_root: str = ""                      # FSDD folder; empty: $MCR_FSDD_ROOT, else download
+    root: str = ""                           # FSDD folder; empty: $MCR_FSDD_ROOT, else a download to data/raw/fsdd
     duration_s: float = 1.0                  # recordings padded / truncated to this length
     n_fft: int = 126                         # STFT window (64 frequency bins), applied at load
     hop_length: int = 250                    # STFT hop (33 frames for 1 s at 8 kHz)
@@ -67,16 +69,16 @@ def _speaker_pools(labels: np.ndarray, seed: int) -> list[np.ndarray]:
     return [test for _, test in folds.split(np.zeros(len(labels)), labels)]
 
 
-def build(cfg: AVDigitsConfig, out_dir: str | Path, download_to: Path | None = None) -> dict:
+def prepare(cfg: PrepareConfig, out_dir: str | Path, download_to: Path | None = DOWNLOAD_TO) -> dict:
     """Verify FSDD, pair every recording with an image, cache waveforms and images; returns the
     recipe record (with the content fingerprint that keys the runs)."""
     out_dir = Path(out_dir)
-    root = fsdd.locate(cfg.fsdd_root, download_to)
+    root = fsdd.locate(cfg.root, download_to)
     sums = fsdd.read_sums(Path(cfg.checksums) if cfg.checksums else fsdd.PINNED_SUMS)
     files = fsdd.verify(root, sums)
     meta = [fsdd.parse_name(f) for f in files]
     speakers = sorted({s for _, s, _ in meta})
-    check(len(speakers) == N_SPEAKERS, "data.fsdd_root", str(root),
+    check(len(speakers) == N_SPEAKERS, "data.avdigits.root", str(root),
           f"FSDD's {N_SPEAKERS} speakers (found {speakers})")
     samples = int(round(cfg.duration_s * 8000))
     waves = np.stack([fsdd.read_fixed(f, samples) for f in tqdm(files, desc="FSDD recordings")])
@@ -94,7 +96,8 @@ def build(cfg: AVDigitsConfig, out_dir: str | Path, download_to: Path | None = N
     digest = hashlib.sha256()
     for value in tensors.values():
         digest.update(value.numpy().tobytes())
-    record = {"recipe": asdict(cfg), "speakers": speakers, "fingerprint": digest.hexdigest()[:16],
+    record = {"recipe": {k: v for k, v in asdict(cfg).items() if k != "root"},  # what, not where
+               "speakers": speakers, "fingerprint": digest.hexdigest()[:16],
               "samples_per_speaker": {s: int((speaker == i).sum()) for i, s in enumerate(speakers)},
               "image_pool_per_speaker": {s: len(pools[i]) for i, s in enumerate(speakers)}}
     write_text(json.dumps(record, indent=1), out_dir / "recipe.json")
@@ -102,11 +105,10 @@ def build(cfg: AVDigitsConfig, out_dir: str | Path, download_to: Path | None = N
 
 
 @dataclass(frozen=True)
-class AVDigitsData:
-    """What a run reads: the prepared folder and its fingerprint (part of the run key), the fold,
-    and the degradation recipe (calibrated by the `calibrate` section, params.yaml)."""
-    path: str = "data/processed/avdigits"
-    fingerprint: str = ""
+class LoadConfig:
+    """What a run reads: the prepared folder (its content fingerprint, not its path, is part of
+    the run key), the fold, and the degradation recipe (calibrated by the `calibrate` section)."""
+    prepared: str = location("data/processed/avdigits")
     fold: int = 0                            # test speaker = speakers[fold], validation = the next
     audio_snr_db: float = 30.0               # white noise on the waveforms at this SNR (dB)
     image_energy: float = 0.3                # share of PCA variance kept in the images
@@ -117,14 +119,11 @@ class AVDigitsData:
 
 
 @functools.lru_cache(maxsize=2)
-def _noisy_spectrograms(path: str, snr_db: float) -> tuple[dict, torch.Tensor]:
-    """(the cached corpus, log-magnitude STFT of its noisy waveforms): the expensive part of a
-    load, shared by every fold and method read in one process."""
+def _noisy_spectrograms(path: str, content: str, snr_db: float) -> tuple[dict, torch.Tensor]:
+    """(the prepared corpus, log-magnitude STFT of its noisy waveforms): the expensive part of a
+    load, shared by every fold and method read in one process. Memoised by the folder's content
+    fingerprint too, so a folder prepared again in the same process is read again."""
     folder = Path(path)
-    missing = [f for f in ("corpus.pt", "recipe.json") if not (folder / f).exists()]
-    if missing:
-        raise FileNotFoundError(f"{folder} lacks {', '.join(missing)}: build AV-Digits first with "
-                                f"`dvc repro prepare@avdigits` (python -m mcrlib.data.prepare avdigits)")
     record = json.loads((folder / "recipe.json").read_text())
     corpus = torch.load(folder / "corpus.pt", weights_only=True)
     recipe = record["recipe"]
@@ -137,12 +136,11 @@ def _noisy_spectrograms(path: str, snr_db: float) -> tuple[dict, torch.Tensor]:
     return {**corpus, "record": record}, audio
 
 
-def load(params: AVDigitsData) -> TensorSplits:
-    corpus, audio = _noisy_spectrograms(str(project_path(params.path)), float(params.audio_snr_db))
+def load(params: LoadConfig) -> TensorSplits:
+    folder = Path(params.prepared).expanduser()
+    # verify: a folder not written by `prepare`, or changed since, is a DataError naming the fix.
+    corpus, audio = _noisy_spectrograms(str(folder), fingerprint.verify(folder, "avdigits"), float(params.audio_snr_db))
     record = corpus["record"]
-    if params.fingerprint and record["fingerprint"] != params.fingerprint:
-        raise ValueError(f"{params.path} holds AV-Digits {record['fingerprint']}, not {params.fingerprint}: "
-                         "rebuild it with `dvc repro prepare@avdigits`")
     speaker = corpus["speaker"]
     test, val = params.fold, (params.fold + 1) % N_SPEAKERS
     split_rows = {"test": speaker == test, "val": speaker == val}
@@ -169,3 +167,9 @@ def load(params: AVDigitsData) -> TensorSplits:
                          "image_id": ids}                 # row of sklearn's load_digits
     return TensorSplits(splits, modalities=("audio", "visual"), n_classes=10,
                         group_names=tuple(record["speakers"]))
+
+
+SPEC = DatasetSpec(name="avdigits", load_config=LoadConfig, load=load,
+                   prepare_config=PrepareConfig, prepare=prepare,
+                   encoders={"audio": "resnet2d", "visual": "resnet2d"},
+                   root_env=ROOT_ENV, source=fsdd.ARCHIVE_URL)

@@ -14,17 +14,25 @@ with fewer than `num_frames` 1-fps frames takes `num_frames` evenly spaced frame
 instead (deterministic; recorded as a note in the data report).
 
     python -m mcrlib.data.prepare ave         # the DVC stage prepare@ave (params: data.ave)
+
+`prepare` (settings: PrepareConfig) decodes the videos under the data root (`root`, else
+$MCR_AVE_ROOT) into the prepared folder: train/val/test.pt, ids.json, report.json. `load`
+(LoadConfig) reads only that folder (`prepared`, default data/processed/ave); the official
+splits are fixed, so there is nothing else to choose at load time.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from mcrlib.config import check
 from mcrlib.data import media
+from mcrlib.data.spec import DatasetSpec, location, resolve_root
 from mcrlib.data.tensors import TensorSplits
+from mcrlib.errors import DataError
 
+ROOT_ENV = "MCR_AVE_ROOT"
 SOURCE = ("AVE_Dataset.zip of Tian et al., 'Audio-Visual Event Localization in Unconstrained "
           "Videos' (ECCV 2018), linked from https://github.com/YapengTian/AVE-ECCV18")
 LAYOUT = """  <root>/                      the unpacked AVE_Dataset folder (or its parent)
@@ -42,8 +50,9 @@ CLASSES = (
 
 
 @dataclass(frozen=True)
-class AVEConfig:
-    root: str = ""               # AVE_Dataset folder; empty: $MCR_AVE_ROOT
+class PrepareConfig:
+    """The settings of `prepare` (params.yaml: data.ave)."""
+    root: str = ""               # AVE_Dataset folder (or its parent); empty: $MCR_AVE_ROOT
     sample_rate: int = 16000     # audio resampled to this rate
     audio_seconds: float = 10.0  # the event segment is tiled to this length
     nperseg: int = 512           # spectrogram window
@@ -51,23 +60,28 @@ class AVEConfig:
     num_frames: int = 4          # 1-fps frames kept per event (ResNet: 4)
     frame_size: int = 224        # frames stored resized to frame_size x frame_size
     allow_missing: bool = False  # listed videos absent from AVE/: skip and report instead of failing
-    processed: str = ""          # cache folder `build` reads (and fills); empty: $MCR_DATA_CACHE/<hash>
 
     def __post_init__(self):
-        check(self.sample_rate >= 1000, "data.params.sample_rate", self.sample_rate, "a rate >= 1000 Hz")
-        check(self.audio_seconds > 0, "data.params.audio_seconds", self.audio_seconds, "a duration > 0")
-        check(self.nperseg >= 2, "data.params.nperseg", self.nperseg, "an integer >= 2")
-        check(0 <= self.noverlap < self.nperseg, "data.params.noverlap", self.noverlap,
+        check(self.sample_rate >= 1000, "data.ave.sample_rate", self.sample_rate, "a rate >= 1000 Hz")
+        check(self.audio_seconds > 0, "data.ave.audio_seconds", self.audio_seconds, "a duration > 0")
+        check(self.nperseg >= 2, "data.ave.nperseg", self.nperseg, "an integer >= 2")
+        check(0 <= self.noverlap < self.nperseg, "data.ave.noverlap", self.noverlap,
               f"an integer in [0, nperseg={self.nperseg})")
-        check(self.sample_rate * self.audio_seconds >= self.nperseg, "data.params.audio_seconds",
+        check(self.sample_rate * self.audio_seconds >= self.nperseg, "data.ave.audio_seconds",
               self.audio_seconds, "at least one spectrogram window of audio")
-        check(self.num_frames >= 1, "data.params.num_frames", self.num_frames, "an integer >= 1")
-        check(self.frame_size >= 8, "data.params.frame_size", self.frame_size, "an integer >= 8")
+        check(self.num_frames >= 1, "data.ave.num_frames", self.num_frames, "an integer >= 1")
+        check(self.frame_size >= 8, "data.ave.frame_size", self.frame_size, "an integer >= 8")
 
 
-def locate(cfg: AVEConfig) -> Path:
+@dataclass(frozen=True)
+class LoadConfig:
+    """What a run reads (data.params of a run)."""
+    prepared: str = location("data/processed/ave")   # the folder `prepare` wrote
+
+
+def locate(cfg: PrepareConfig) -> Path:
     """The AVE_Dataset folder with its three lists (accepts its parent too)."""
-    root = media.resolve_root(cfg.root, "MCR_AVE_ROOT", LAYOUT, SOURCE)
+    root = resolve_root(cfg.root, ROOT_ENV, layout=LAYOUT, source=SOURCE, key="data.ave.root")
     if not (root / "AVE").is_dir() and (root / "AVE_Dataset" / "AVE").is_dir():
         root = root / "AVE_Dataset"
     expected = ["AVE/"] + list(LISTS.values())
@@ -89,17 +103,17 @@ def read_list(path: Path) -> list[dict]:
             category, video, quality, start, end = fields
             start, end = int(start), int(end)
         except ValueError:
-            raise ValueError(f"{path}:{number}: expected Category&VideoID&Quality&Start&End, "
-                             f"got {line!r}") from None
+            raise DataError(f"{path}:{number}: expected Category&VideoID&Quality&Start&End, "
+                            f"got {line!r}") from None
         if category not in CLASSES:
-            raise ValueError(f"{path}:{number}: unknown category {category!r}; the 28 AVE "
-                             f"categories are {list(CLASSES)}")
+            raise DataError(f"{path}:{number}: unknown category {category!r}; the 28 AVE "
+                            f"categories are {list(CLASSES)}")
         events.append({"id": video, "category": category, "quality": quality,
                        "start": start, "end": end})
     return events
 
 
-def _clip(cfg: AVEConfig, item: dict) -> dict:
+def _clip(cfg: PrepareConfig, item: dict) -> dict:
     start, end, notes = item["start"], item["end"], []
     if end <= start:
         raise media.MediaError("no_event", f"event segment [{start}, {end}) is empty")
@@ -124,9 +138,9 @@ def _clip(cfg: AVEConfig, item: dict) -> dict:
     return {"audio": audio, "visual": frames[:cfg.num_frames], "notes": notes}
 
 
-def preprocess(cfg: AVEConfig, out_dir: str | Path, progress: bool = True) -> Path:
-    """Decode every listed video, compute the paper's features, and cache them in `out_dir`
-    (train/val/test .pt, ids.json, report.json). Returns `out_dir`."""
+def prepare(cfg: PrepareConfig, out_dir: str | Path, *, progress: bool = True) -> Path:
+    """Decode every listed video, compute the paper's features, and write them to the prepared
+    folder `out_dir` (train/val/test .pt, ids.json, report.json). Returns `out_dir`."""
     root = locate(cfg)
     lists = {split: read_list(root / name) for split, name in LISTS.items()}
     missing = {e["id"] for events in lists.values() for e in events
@@ -151,9 +165,10 @@ def preprocess(cfg: AVEConfig, out_dir: str | Path, progress: bool = True) -> Pa
     by_split = {s: [k for k in kept if k["split"] == s] for s in media.SPLITS}
     tensors = {s: media.stack(by_split[s], lambda k: CLASSES.index(k["category"])) for s in media.SPLITS}
     ids = {s: [k["id"] for k in by_split[s]] for s in media.SPLITS}
+    settings = {k: v for k, v in asdict(cfg).items() if k != "root"}   # the root is recorded apart
     shared = sorted(set(ids["train"]) & (set(ids["val"]) | set(ids["test"])) | set(ids["val"]) & set(ids["test"]))
     report = {
-        "dataset": "ave", "root": str(root), "source": SOURCE, "settings": media.settings(cfg),
+        "dataset": "ave", "root": str(root), "source": SOURCE, "settings": settings,
         "n_classes": len(CLASSES), "classes": list(CLASSES),
         "shapes": {"audio": list(tensors["train"]["audio"].shape[1:]),
                    "visual": list(tensors["train"]["visual"].shape[1:])},
@@ -163,13 +178,12 @@ def preprocess(cfg: AVEConfig, out_dir: str | Path, progress: bool = True) -> Pa
     return media.write_cache(Path(out_dir), tensors, ids, report)
 
 
-def load(cfg: AVEConfig, cache_dir: str | Path) -> TensorSplits:
-    """The cached splits: "audio" (N, 1, 257, 1004) float32, "visual" (N, 4, 3, 224, 224) uint8,
-    "label" (N,) long over the 28 classes."""
-    return media.load_cache(cfg, cache_dir, "ave")
+def load(cfg: LoadConfig) -> TensorSplits:
+    """The prepared splits: "audio" (N, 1, 257, 1004) float32, "visual" (N, 4, 3, 224, 224)
+    uint8 (shapes at the default settings), "label" (N,) long over the 28 classes."""
+    return media.load_cache(cfg.prepared, "ave")
 
 
-def build(cfg: AVEConfig) -> TensorSplits:
-    """Registry builder: load cfg.processed, else preprocess into $MCR_DATA_CACHE (default
-    .mcr-cache/data) once and load."""
-    return media.cached_build("ave", cfg, locate, preprocess, load)
+SPEC = DatasetSpec(name="ave", load_config=LoadConfig, load=load, prepare_config=PrepareConfig,
+                   prepare=prepare, encoders={"audio": "resnet2d", "visual": "frames"},
+                   root_env=ROOT_ENV, source=SOURCE)

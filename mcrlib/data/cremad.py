@@ -1,4 +1,4 @@
-"""CREMA-D (91 actors, 7,442 clips, 6 emotions) from its public layout to cached tensors.
+"""CREMA-D (91 actors, 7,442 clips, 6 emotions) from its public layout to prepared tensors.
 
 Layout (public GitHub repository CheyneyComputerScience/CREMA-D, media in Git LFS):
     <root>/AudioWAV/<clip>.wav        16 kHz mono WAV
@@ -6,13 +6,13 @@ Layout (public GitHub repository CheyneyComputerScience/CREMA-D, media in Git LF
     <root>/VideoDemographics.csv      ActorID, Age, Sex, Race, Ethnicity
     <root>/SentenceFilenames.csv      optional: the clips this copy holds (Filename column)
 Clip names: {actor}_{sentence}_{emotion}_{level}; label from the emotion: NEU 0, HAP 1, SAD 2,
-FEA 3, DIS 4, ANG 5 (the release's order).
+FEA 3, DIS 4, ANG 5 (the release's order). The root is data.cremad.root, else $MCR_CREMAD_ROOT.
 
     python -m mcrlib.data.prepare cremad      # the DVC stage prepare@cremad (params: data.cremad)
 
 The official metadata ship with this package (mcrlib/data/cremad_meta: the corpus'
 SentenceFilenames.csv of 7,442 clips and VideoDemographics.csv; `official_clips`,
-`official_actors`), and `locate` checks a copy against them:
+`official_actors` in mcrlib.data.cremad_clips), and `locate` checks a copy against them:
 - The clips a copy must hold are those of its own SentenceFilenames.csv (the corpus ships the
   official list, so a clone must hold all 7,442; a copy whose list names fewer declares a subset,
   as the test fixtures do), else, without that file, every clip of the official list.
@@ -28,10 +28,19 @@ SentenceFilenames.csv of 7,442 clips and VideoDemographics.csv; `official_clips`
 - report.json counts the official clips not preprocessed because the copy lacks them
   (`official_clips_absent`, with the first names in `official_clips_absent_examples`).
 
-`preprocess` writes features.pt (audio (N, 1, 257, 188) float32, visual (N, 3, 3, H, W) uint8,
-label) for every usable clip, index.json (clips, actors, settings) and report.json (what was
-skipped, padded or trimmed and why; clips/actors/labels per split of every fold). `load` cuts
-the actor-disjoint fold out of that cache, so the three folds share one preprocessing pass.
+Media (mcrlib.data.media): audio follows the release's ResNet route (`CramedD_Dataloader`): mono
+at 22,050 Hz, tiled x3, cut to 3 s, clipped to [-1, 1], STFT (n_fft 512, hop 353, periodic Hann,
+centred with zero padding), log(|S| + 1e-7) -> (1, 257, 188). The release loads with librosa
+(soxr resampling); here torchaudio's sinc resampler does it, so values differ slightly, shapes and
+scales do not. Video: PyAV decodes the FLV; the first frame of each second (time measured from
+the first decoded frame) is kept, up to `n_frames`, resized to image_size x image_size (bilinear,
+PIL, as torchvision's Resize on a PIL image), stored uint8 (T, 3, H, W).
+
+`prepare` (PrepareConfig) writes features.pt (audio (N, 1, 257, 188) float32, visual (N, 3, 3,
+H, W) uint8, label) for every usable clip, index.json (clips, actors, settings) and report.json
+(what was skipped, padded or trimmed and why; clips/actors/labels per split of every fold of the
+default split, LoadConfig's n_folds, split_seed and val_share). `load` (LoadConfig) cuts the
+actor-disjoint fold out of the prepared folder, so the folds share one preprocessing pass.
 """
 from __future__ import annotations
 
@@ -39,20 +48,22 @@ import functools
 import json
 import os
 import warnings
-from collections import Counter
-from dataclasses import asdict, dataclass, field
-from importlib import resources
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from mcrlib.atomic import save_torch, write_text
 from mcrlib.config import check
-from mcrlib.data.cremad_clips import (CLIP_NAME, EMOTIONS, SPLITS, MediaSettings, actor_folds, expected_files,
-                                      parse_clip, process_clip, read_actor_table, read_clip_list, split_rows)
-from mcrlib.data.location import project_path
+from mcrlib.data import media
+from mcrlib.data.cremad_clips import (CLIP_NAME, EMOTIONS, SPLITS, actor_folds, expected_files, official_clips,
+                                      official_files, parse_clip, read_actor_table, read_clip_list, split_rows,
+                                      split_summary)
+from mcrlib.data.spec import DatasetSpec, location, resolve_root
 from mcrlib.data.tensors import TensorSplits
+from mcrlib.errors import DataError
 
+ROOT_ENV = "MCR_CREMAD_ROOT"
 SOURCE = ("the public GitHub repository CheyneyComputerScience/CREMA-D "
           "(https://github.com/CheyneyComputerScience/CREMA-D; its media are in Git LFS: "
           "clone it, then run `git lfs pull`)")
@@ -62,7 +73,7 @@ LAYOUT = ("<root>/AudioWAV/<clip>.wav, <root>/VideoFlash/<clip>.flv and <root>/V
 OFFICIAL_META = "mcrlib/data/cremad_meta"    # package data: the corpus' SentenceFilenames.csv, VideoDemographics.csv
 FIX = ("To fix: the corpus comes from {source}. In a clone, install Git LFS (`git lfs install`), run "
        "`git lfs pull` in it and check that AudioWAV/ and VideoFlash/ hold every file. To preprocess a partial "
-       "copy on purpose, set data.params.expect_complete: false (the clips without media are then skipped "
+       "copy on purpose, set data.cremad.expect_complete: false (the clips without media are then skipped "
        "and listed in report.json).")
 SHOWN = 5               # names quoted in an error or warning message
 EXAMPLES = 20           # names of absent official clips kept in report.json
@@ -75,78 +86,56 @@ KNOWN_DEFECTS = {
 }
 LONG_CLIP_S = 10.0      # clips longer than this are listed as trimmed (the 3 s window cuts them)
 FEATURES_VERSION = 1
+PREPARED_FILES = ("features.pt", "index.json", "report.json")
+# The preprocessing settings recorded in index.json and report.json, in their order there.
+MEDIA_SETTINGS = ("sample_rate", "seconds", "n_fft", "hop_length", "tile", "n_frames", "fps", "image_size")
 
 
 @dataclass(frozen=True)
-class CremadConfig:
-    root: str = field(default_factory=lambda: os.environ.get("MCR_CREMAD_ROOT", ""))
-    processed: str = "data/processed/cremad"   # the cache `build` fills and reads
+class PrepareConfig:
+    """What `prepare` reads (params.yaml's data.cremad)."""
+    root: str = ""              # the corpus folder (LAYOUT); empty: $MCR_CREMAD_ROOT
+    sample_rate: int = 22050    # Hz; paper A.2 / release ResNet route
+    seconds: float = 3.0        # the audio window cut after tiling
+    tile: int = 3               # the waveform is tiled this many times before the cut
+    n_fft: int = 512            # STFT window: n_fft // 2 + 1 = 257 frequency bins
+    hop_length: int = 353       # STFT hop: 188 frames in 3 s at 22,050 Hz
+    n_frames: int = 3           # frames per clip, the first of each 1/fps-second slot
+    fps: float = 1.0            # frame slots per second
+    image_size: int = 224       # frames are resized to image_size x image_size
+    expect_complete: bool = True   # every clip the copy must hold needs its media (see the module docstring)
+
+    def __post_init__(self):
+        check(isinstance(self.root, str), "data.cremad.root", self.root, "a folder path")
+        check(isinstance(self.expect_complete, bool), "data.cremad.expect_complete", self.expect_complete,
+              "true or false")
+        check(self.sample_rate >= 1000, "data.cremad.sample_rate", self.sample_rate, "a rate in Hz >= 1000")
+        check(self.seconds > 0, "data.cremad.seconds", self.seconds, "a duration in seconds > 0")
+        check(self.tile >= 1, "data.cremad.tile", self.tile, "an integer >= 1")
+        check(self.n_fft >= 16, "data.cremad.n_fft", self.n_fft, "an integer >= 16")
+        check(1 <= self.hop_length <= self.n_fft, "data.cremad.hop_length", self.hop_length,
+              f"an integer in [1, n_fft={self.n_fft}]")
+        check(self.n_fft <= self.seconds * self.sample_rate, "data.cremad.n_fft", self.n_fft,
+              "at most seconds * sample_rate samples")
+        check(self.n_frames >= 1, "data.cremad.n_frames", self.n_frames, "an integer >= 1")
+        check(self.fps > 0, "data.cremad.fps", self.fps, "frames per second > 0")
+        check(self.image_size >= 8, "data.cremad.image_size", self.image_size, "an integer >= 8")
+
+
+@dataclass(frozen=True)
+class LoadConfig:
+    """What a run reads (its data.params): the prepared folder and the fold."""
+    prepared: str = location("data/processed/cremad")   # written by `prepare`
     fold: int = 0               # which of the n_folds actor-disjoint folds
     n_folds: int = 3
     split_seed: int = 0         # partitions the actors; the folds are fixed by it
     val_share: float = 0.1      # share of each fold's non-test actors held out for validation
-    sample_rate: int = 22050    # paper A.2 / release ResNet route
-    seconds: float = 3.0
-    tile: int = 3               # the waveform is tiled this many times before the cut
-    n_fft: int = 512
-    hop_length: int = 353
-    n_frames: int = 3           # 1-fps frames per clip
-    fps: float = 1.0
-    image_size: int = 224
-    expect_complete: bool = True   # every clip the copy must hold needs its media (see the module docstring)
 
     def __post_init__(self):
-        check(isinstance(self.root, str), "data.params.root", self.root, "a folder path")
-        check(isinstance(self.expect_complete, bool), "data.params.expect_complete", self.expect_complete,
-              "true or false")
         check(self.n_folds >= 2, "data.params.n_folds", self.n_folds, "an integer >= 2")
         check(0 <= self.fold < self.n_folds, "data.params.fold", self.fold,
               f"an integer in [0, n_folds={self.n_folds})")
         check(0 < self.val_share < 1, "data.params.val_share", self.val_share, "a share in (0, 1)")
-        check(self.sample_rate >= 1000, "data.params.sample_rate", self.sample_rate, "a rate in Hz >= 1000")
-        check(self.seconds > 0, "data.params.seconds", self.seconds, "a duration in seconds > 0")
-        check(self.tile >= 1, "data.params.tile", self.tile, "an integer >= 1")
-        check(self.n_fft >= 16, "data.params.n_fft", self.n_fft, "an integer >= 16")
-        check(1 <= self.hop_length <= self.n_fft, "data.params.hop_length", self.hop_length,
-              f"an integer in [1, n_fft={self.n_fft}]")
-        check(self.n_fft <= self.seconds * self.sample_rate, "data.params.n_fft", self.n_fft,
-              "at most seconds * sample_rate samples")
-        check(self.n_frames >= 1, "data.params.n_frames", self.n_frames, "an integer >= 1")
-        check(self.fps > 0, "data.params.fps", self.fps, "frames per second > 0")
-        check(self.image_size >= 8, "data.params.image_size", self.image_size, "an integer >= 8")
-
-    def media(self) -> MediaSettings:
-        return MediaSettings(sample_rate=self.sample_rate, seconds=self.seconds, n_fft=self.n_fft,
-                             hop_length=self.hop_length, tile=self.tile, n_frames=self.n_frames,
-                             fps=self.fps, image_size=self.image_size)
-
-
-# ---------------------------------------------------------------- the official metadata
-def _official_file(name: str):
-    return resources.files("mcrlib.data") / "cremad_meta" / name
-
-
-@functools.cache
-def official_clips() -> tuple[str, ...]:
-    """The corpus' 7,442 clip names, in the order of its SentenceFilenames.csv (package data)."""
-    with resources.as_file(_official_file("SentenceFilenames.csv")) as path:
-        return tuple(read_clip_list(path))
-
-
-@functools.cache
-def _official_actors() -> tuple[tuple[int, str], ...]:
-    with resources.as_file(_official_file("VideoDemographics.csv")) as path:
-        return tuple(read_actor_table(path).items())
-
-
-def official_actors() -> dict[int, str]:
-    """ActorID -> sex of the corpus' 91 actors (its VideoDemographics.csv, package data)."""
-    return dict(_official_actors())
-
-
-@functools.cache
-def _official_files() -> frozenset[str]:
-    return frozenset(f for c in official_clips() for f in expected_files(c))
 
 
 # ---------------------------------------------------------------- the raw folder
@@ -158,15 +147,14 @@ def _shown(names: list[str]) -> str:
     return ", ".join(names[:SHOWN]) + (f", ... ({len(names):,} in all)" if len(names) > SHOWN else "")
 
 
-def _missing_error(what: str, root: Path, missing: list[str]) -> FileNotFoundError:
-    return FileNotFoundError(f"CREMA-D at {root}: {what}: {_shown(missing)}. Expected layout: {LAYOUT}. "
-                             f"The corpus comes from {SOURCE}.")
+def _missing_error(what: str, root: Path, missing: list[str]) -> DataError:
+    return DataError(f"CREMA-D at {root}: {what}: {_shown(missing)}. Expected layout: {LAYOUT}. "
+                     f"The corpus comes from {SOURCE}.")
 
 
 def _is_lfs_pointer(path: Path) -> bool:
-    if path.stat().st_size > 1024:
-        return False
-    return path.read_bytes().startswith(b"version https://git-lfs")
+    """A small file (real media are far larger) that starts as a Git LFS pointer does."""
+    return path.stat().st_size <= 1024 and path.read_bytes().startswith(b"version https://git-lfs")
 
 
 @dataclass
@@ -194,7 +182,7 @@ def _lacking(base: Path, clip: str) -> list[tuple[str, str]]:
 
 
 def _media_error(base: Path, lacking: dict[str, list[tuple[str, str]]], n_expected: int,
-                 expected_from: str) -> FileNotFoundError:
+                 expected_from: str) -> DataError:
     flat = [w for ws in lacking.values() for _, w in ws]
     n_missing, n_pointers = flat.count("missing"), len(flat) - flat.count("missing")
     facts = []
@@ -205,29 +193,24 @@ def _media_error(base: Path, lacking: dict[str, list[tuple[str, str]]], n_expect
                      + ", not media")
     first = [f"{c} ({', '.join(f if w == 'missing' else f'{f}: Git LFS pointer' for f, w in ws)})"
              for c, ws in lacking.items()]
-    return FileNotFoundError(
+    return DataError(
         f"CREMA-D at {base}: {len(lacking):,} of the {n_expected:,} clips expected "
         f"{'lacks' if len(lacking) == 1 else 'lack'} media "
         f"({' and '.join(facts)}): {_shown(first)}. The clips expected are {expected_from}. "
         f"{FIX.format(source=SOURCE)} Expected layout: {LAYOUT}.")
 
 
-def locate(root: str, expect_complete: bool = True) -> Copy:
-    """The copy of the corpus at root, checked against the official clip list (module docstring).
-    Raises FileNotFoundError naming the layout, what is missing and where the corpus comes from."""
-    if not root:
-        raise FileNotFoundError(f"CREMA-D root is not set: set data.params.root (or MCR_CREMAD_ROOT) to "
-                                f"a folder laid out as {LAYOUT}. The corpus comes from {SOURCE}.")
-    base = Path(root).expanduser()
-    if not base.is_dir():
-        raise _missing_error("the root folder does not exist", base, [str(base)])
+def locate(base: Path, *, expect_complete: bool = True) -> Copy:
+    """The copy of the corpus in the folder base (from resolve_root), checked against the official
+    clip list (module docstring). Raises DataError naming the layout, what is missing and where
+    the corpus comes from."""
     needed = ["AudioWAV", "VideoFlash", "VideoDemographics.csv"]
     absent = [n for n in needed if not (base / n).exists()]
     if absent:
         raise _missing_error("missing", base, absent)
     actors = read_actor_table(base / "VideoDemographics.csv")
     official = official_clips()
-    official_set, official_files = set(official), _official_files()
+    official_set, known_files = set(official), official_files()
     listing = base / "SentenceFilenames.csv"
     present = [p for d in ("AudioWAV", "VideoFlash") for p in sorted((base / d).iterdir())
                if p.is_file() and not p.name.startswith(".")]      # hidden files (.DS_Store) aside
@@ -244,12 +227,9 @@ def locate(root: str, expect_complete: bool = True) -> Copy:
                 f"not in the official CREMA-D clip list ({OFFICIAL_META}/SentenceFilenames.csv)"}
                for n in names if n not in official_set]
     held = [n for n in names if n in official_set]
-    if listing.exists() or not expect_complete:
-        must_hold = held
-    else:
-        must_hold = sorted(official)
+    must_hold = held if listing.exists() or not expect_complete else sorted(official)
     unexpected = sorted({s["clip"] for s in skipped} if listing.exists() else set()) + sorted(
-        f"{p.parent.name}/{p.name}" for p in present if f"{p.parent.name}/{p.name}" not in official_files)
+        f"{p.parent.name}/{p.name}" for p in present if f"{p.parent.name}/{p.name}" not in known_files)
     lacking = {c: w for c in must_hold if (w := _lacking(base, c))}
     if lacking and expect_complete:
         raise _media_error(base, lacking, len(must_hold), expected_from)
@@ -268,62 +248,70 @@ def locate(root: str, expect_complete: bool = True) -> Copy:
     clips = [c for c in must_hold if c not in lacking]
     strangers = sorted({parse_clip(c)[0] for c in clips} - set(actors))
     if strangers:
-        raise ValueError(f"{base / 'VideoDemographics.csv'} lacks actors {strangers[:5]} "
+        raise DataError(f"{base / 'VideoDemographics.csv'} lacks actors {strangers[:5]} "
                          f"({len(strangers)} in all) that name clips: the actor table and the media disagree")
     read = set(clips)
     return Copy(root=base, clips=clips, actors=actors, skipped=skipped, unexpected=unexpected,
                 official_absent=[c for c in official if c not in read], expected_from=expected_from)
 
 
-# ---------------------------------------------------------------- preprocess and load
-def _run(jobs, workers: int, progress: bool):
-    """Results in job order. Threads: soundfile, PyAV, PIL and torch release the GIL while
+# ---------------------------------------------------------------- prepare and load
+def process_clip(clip: str, *, base: Path, cfg: PrepareConfig) -> dict:
+    """Features of one clip, or the reason it is skipped. Never raises for a bad file."""
+    wav, flv = expected_files(clip)
+    result = {"clip": clip, "ok": False}
+    try:
+        wave, rate = media.read_wav(base / wav)
+    except media.MediaError as err:
+        return {**result, "reason": f"{wav}: {err}"}
+    try:
+        frames, facts = media.read_frames_at_fps(base / flv, n_frames=cfg.n_frames, fps=cfg.fps,
+                                                 size=cfg.image_size)
+    except media.MediaError as err:
+        return {**result, "reason": f"{flv}: {err}"}
+    spec, padded = media.log_spectrogram(wave, rate, sample_rate=cfg.sample_rate, seconds=cfg.seconds,
+                                         tile=cfg.tile, n_fft=cfg.n_fft, hop_length=cfg.hop_length)
+    return {**result, "ok": True, "audio": spec.numpy(), "visual": frames,
+            "audio_s": len(wave) / rate, "audio_padded": padded, **facts}
+
+
+def _run(clips: list[str], base: Path, cfg: PrepareConfig, workers: int, progress: bool):
+    """Results in clip order. Threads: soundfile, PyAV, PIL and torch release the GIL while
     they decode, resize and transform, and threads cost no process start."""
     from tqdm.auto import tqdm
-    bar = {"total": len(jobs), "desc": "CREMA-D clips", "unit": "clip", "disable": not progress}
+    one = functools.partial(process_clip, base=base, cfg=cfg)
+    bar = {"total": len(clips), "desc": "CREMA-D clips", "unit": "clip", "disable": not progress}
     if workers <= 1:
-        yield from tqdm(map(process_clip, jobs), **bar)
+        yield from tqdm(map(one, clips), **bar)
         return
     from concurrent.futures import ThreadPoolExecutor
     with ThreadPoolExecutor(workers) as pool:
-        yield from tqdm(pool.map(process_clip, jobs), **bar)
+        yield from tqdm(pool.map(one, clips), **bar)
 
 
-def _settings(cfg: CremadConfig) -> dict:
-    return {**asdict(cfg.media()), "version": FEATURES_VERSION}
+def _settings(cfg: PrepareConfig) -> dict:
+    return {**{k: getattr(cfg, k) for k in MEDIA_SETTINGS}, "version": FEATURES_VERSION}
 
 
-def _split_summary(labels: list[int], clip_actors: list[int], folds) -> dict:
-    names = {v: k for k, v in EMOTIONS.items()}
-    summary = {}
-    for f, fold in enumerate(folds):
-        rows = split_rows(clip_actors, fold)
-        summary[str(f)] = {s: {"clips": len(rows[s]), "actors": fold[s],
-                               "labels": {names[k]: n for k, n in
-                                          sorted(Counter(labels[i] for i in rows[s]).items())}}
-                           for s in SPLITS}
-    return summary
-
-
-def preprocess(cfg: CremadConfig, out_dir: str | Path, *, workers: int | None = None,
-               progress: bool = True) -> Path:
-    """Read every clip under cfg.root, write features.pt, index.json and report.json (last, so
-    its presence marks a complete cache) into out_dir; returns out_dir."""
+def prepare(cfg: PrepareConfig, out_dir: str | Path, *, workers: int | None = None,
+            progress: bool = True) -> Path:
+    """Read every clip of the copy at cfg.root (else $MCR_CREMAD_ROOT), write features.pt,
+    index.json and report.json (last) into out_dir; returns out_dir. `workers` decoding threads
+    (default $MCR_DATA_WORKERS, else up to 8)."""
     out = Path(out_dir)
-    copy = locate(cfg.root, cfg.expect_complete)
+    copy = locate(resolve_root(cfg.root, ROOT_ENV, layout=LAYOUT, source=SOURCE, key="data.cremad.root"),
+                  expect_complete=cfg.expect_complete)
     base, clips, actors = copy.root, copy.clips, copy.actors
     if workers is None:
         workers = int(os.environ.get("MCR_DATA_WORKERS", min(8, os.cpu_count() or 1)))
-    media = cfg.media()
-    jobs = [(c, *(str(base / f) for f in expected_files(c)), media) for c in clips]
-    n = len(jobs)
+    n = len(clips)
     n_time = 1 + round(cfg.seconds * cfg.sample_rate) // cfg.hop_length
     audio = torch.empty((n, 1, cfg.n_fft // 2 + 1, n_time), dtype=torch.float32)
     visual = torch.empty((n, cfg.n_frames, 3, cfg.image_size, cfg.image_size), dtype=torch.uint8)
     kept, skipped, padded_video, padded_audio, long_clips, notes = [], [], [], [], [], []
     skipped += copy.skipped
     outcome, n_cut = {s["clip"]: f"skipped: {s['reason']}" for s in copy.skipped}, 0
-    for r in _run(jobs, workers, progress):
+    for r in _run(clips, base, cfg, workers, progress):
         clip = r["clip"]
         if not r["ok"]:
             skipped.append({"clip": clip, "reason": r["reason"]})
@@ -354,16 +342,17 @@ def preprocess(cfg: CremadConfig, out_dir: str | Path, *, workers: int | None = 
             said.append("FLV without duration")
         outcome[clip] = "kept" + (f": {'; '.join(said)}" if said else "")
     if not kept:
-        raise ValueError(f"CREMA-D at {base}: no usable clip among {n}: {skipped[:3]}")
+        raise DataError(f"CREMA-D at {base}: no usable clip among {n}: {skipped[:3]}")
     if len(kept) < n:           # torch.save writes whole storages: drop the unused tail
         audio, visual = audio[:len(kept)].clone(), visual[:len(kept)].clone()
     parsed = [parse_clip(c) for c in kept]
     labels, clip_actors = [p[1] for p in parsed], [p[0] for p in parsed]
     save_torch({"audio": audio, "visual": visual, "label": torch.tensor(labels)}, out / "features.pt")
-    write_text(json.dumps({"root": str(base), "settings": _settings(cfg), "clips": kept,
+    write_text(json.dumps({"settings": _settings(cfg), "clips": kept,
                            "actors": {str(a): s for a, s in sorted(actors.items())}}, indent=0),
                out / "index.json")
-    folds = actor_folds(actors, cfg.n_folds, cfg.split_seed, cfg.val_share)
+    split = LoadConfig()        # the report describes the default folds; `load` cuts any other
+    folds = actor_folds(actors, split.n_folds, split.split_seed, split.val_share)
     report = {
         "dataset": "CREMA-D", "source": SOURCE, "root": str(base), "settings": _settings(cfg),
         "clips_listed": n + len(copy.skipped), "clips_kept": len(kept), "skipped": skipped,
@@ -376,34 +365,25 @@ def preprocess(cfg: CremadConfig, out_dir: str | Path, *, workers: int | None = 
         "audio_longer_than_window": n_cut,
         "known_defects": {c: {"readme": why, "outcome": outcome.get(c, "not in this copy")}
                           for c, why in KNOWN_DEFECTS.items()},
-        "split": {"n_folds": cfg.n_folds, "split_seed": cfg.split_seed, "val_share": cfg.val_share},
-        "folds": _split_summary(labels, clip_actors, folds),
+        "split": {"n_folds": split.n_folds, "split_seed": split.split_seed, "val_share": split.val_share},
+        "folds": split_summary(labels, clip_actors, folds),
     }
     write_text(json.dumps(report, indent=1), out / "report.json")
     return out
 
 
-def _check_cache(cfg: CremadConfig, cache: Path) -> dict:
-    absent = [n for n in ("features.pt", "index.json", "report.json") if not (cache / n).is_file()]
+def load(cfg: LoadConfig) -> TensorSplits:
+    """The fold cfg.fold of the folder written by `prepare` (cfg.prepared): modalities "audio"
+    (1, 257, 188) float32 and "visual" (n_frames, 3, H, W) uint8, "label" long in 0..5."""
+    folder = Path(cfg.prepared).expanduser()
+    absent = [n for n in PREPARED_FILES if not (folder / n).is_file()]
     if absent:
-        raise FileNotFoundError(f"no complete CREMA-D cache at {cache} (missing {', '.join(absent)}): "
-                                f"run `python -m mcrlib.data.prepare cremad` (dvc repro prepare@cremad) first")
-    index = json.loads((cache / "index.json").read_text())
-    if index["settings"] != _settings(cfg):
-        changed = sorted(k for k in _settings(cfg) if index["settings"].get(k) != _settings(cfg)[k])
-        raise ValueError(f"the CREMA-D cache at {cache} was made with other settings ({changed}): "
-                         f"preprocess again")
-    return index
-
-
-def load(cfg: CremadConfig, cache_dir: str | Path) -> TensorSplits:
-    """The fold cfg.fold of the cache written by `preprocess`: modalities "audio" (1, 257, 188)
-    float32 and "visual" (n_frames, 3, H, W) uint8, "label" long in 0..5."""
-    cache = Path(cache_dir)
-    index = _check_cache(cfg, cache)
+        raise DataError(f"no complete prepared CREMA-D folder at {folder} (missing {', '.join(absent)}): "
+                        f"run `python -m mcrlib.data.prepare cremad` (dvc repro prepare@cremad) first")
+    index = json.loads((folder / "index.json").read_text())
     actors = {int(a): s for a, s in index["actors"].items()}
     folds = actor_folds(actors, cfg.n_folds, cfg.split_seed, cfg.val_share)
-    feats = torch.load(cache / "features.pt", mmap=True, weights_only=True)
+    feats = torch.load(folder / "features.pt", mmap=True, weights_only=True)
     rows = split_rows([parse_clip(c)[0] for c in index["clips"]], folds[cfg.fold])
     splits = {}
     for s in SPLITS:
@@ -412,15 +392,6 @@ def load(cfg: CremadConfig, cache_dir: str | Path) -> TensorSplits:
     return TensorSplits(splits, modalities=("audio", "visual"), n_classes=len(EMOTIONS))
 
 
-def build(cfg: CremadConfig) -> TensorSplits:
-    """The registry's builder: preprocess into cfg.processed unless a cache made from the same
-    root with the same settings is there, then load cfg.fold."""
-    cache = project_path(cfg.processed)
-    try:
-        index = _check_cache(cfg, cache)
-        fresh = bool(cfg.root) and Path(index["root"]) != Path(cfg.root).expanduser()
-    except (FileNotFoundError, ValueError):
-        fresh = True
-    if fresh:
-        preprocess(cfg, cache)
-    return load(cfg, cache)
+SPEC = DatasetSpec(name="cremad", load_config=LoadConfig, load=load, prepare_config=PrepareConfig,
+                   prepare=prepare, encoders={"audio": "resnet2d", "visual": "frames"},
+                   root_env=ROOT_ENV, source=SOURCE)

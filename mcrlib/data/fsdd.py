@@ -23,7 +23,7 @@ ARCHIVE_URL = f"https://github.com/Jakobovski/free-spoken-digit-dataset/archive/
 PINNED_SUMS = Path(__file__).with_name("fsdd_sha256sums.txt")
 LAYOUT = ("an FSDD folder holding recordings/{digit}_{speaker}_{take}.wav (3,000 files); get it from "
           f"the GitHub repository Jakobovski/free-spoken-digit-dataset at commit {COMMIT} "
-          "(set data.fsdd_root or the environment variable MCR_FSDD_ROOT to its folder)")
+          "(set data.avdigits.root or the environment variable MCR_FSDD_ROOT to its folder)")
 
 
 def read_sums(path: Path = PINNED_SUMS) -> dict[str, str]:
@@ -60,15 +60,15 @@ def locate(root: str, download_to: Path | None = None) -> Path:
     if root:
         path = Path(root).expanduser()
         if not (path / "recordings").is_dir():
-            raise FileNotFoundError(f"{path} has no recordings/ folder: expected {LAYOUT}")
+            raise DataError(f"{path} has no recordings/ folder: expected {LAYOUT}")
         return path
     if download_to is None:
-        raise FileNotFoundError(f"no FSDD folder given: expected {LAYOUT}")
+        raise DataError(f"no FSDD folder given: expected {LAYOUT}")
     if not (download_to / "recordings").is_dir():
         try:
             download(download_to)
         except OSError as err:
-            raise FileNotFoundError(f"could not download FSDD ({err}); without internet, point to "
+            raise DataError(f"could not download FSDD ({err}); without internet, point to "
                                     f"{LAYOUT}") from None
     return download_to
 

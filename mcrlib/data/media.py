@@ -2,18 +2,16 @@
 
 Frames are taken "at 1 fps" as the paper's preprocessing does: the first frame of each second,
 found by counting decoded frames (frame round(s * fps) for second s). Audio is the
-decoded audio stream, resampled with torchaudio. Cached datasets live in one folder per
-(dataset, settings, root): `<split>.pt` tensors, `ids.json` and `report.json`, which is written
-last, so a folder with a report is complete.
+decoded audio stream, resampled with torchaudio. A dataset's `prepare` writes its prepared
+folder: `<split>.pt` tensors, `ids.json` and `report.json`, which is written last, so a folder
+with a report is complete; its `load` reads only that folder.
 """
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
-import os
+import math
 from collections.abc import Callable
-from dataclasses import asdict
 from pathlib import Path
 
 import av
@@ -25,16 +23,17 @@ from av.video.reformatter import VideoReformatter
 from scipy import signal
 
 from mcrlib.atomic import save_torch, write_text
-from mcrlib.data.location import project_path
 from mcrlib.data.tensors import TensorSplits
+from mcrlib.errors import DataError
 
 SPLITS = ("train", "val", "test")
 # Errors that mean "this media file cannot be used"; recorded in the data report, file skipped.
 DECODE_ERRORS = (av.FFmpegError, OSError, EOFError)
 
 
-class MediaError(ValueError):
-    """A media file that opens but cannot be used; `reason` is the data report's code for it."""
+class MediaError(DataError):
+    """A media file that opens but cannot be used; `reason` is the data report's code for it.
+    A DataError (so a ValueError too): unusable data, not a bug."""
 
     def __init__(self, reason: str, detail: str):
         super().__init__(f"{reason}: {detail}")
@@ -134,6 +133,91 @@ def log_psd(wave: torch.Tensor, sample_rate: int, nperseg: int, noverlap: int) -
     return torch.from_numpy(np.log(np.abs(spec) + 1e-7).astype(np.float32))
 
 
+# CREMA-D's route (the release's ResNet dataloader): WAV files read with soundfile, a tiled
+# spectrogram, and frames chosen by timestamp and resized with PIL. Kept apart from read_frames
+# and read_audio above, whose frame counting and resizing AVE and UCF-51 rely on.
+
+def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
+    """Mono float32 waveform (channels averaged, as librosa's mono=True) and its sample rate.
+    MediaError for a WAV that is unreadable, empty, silent or not finite."""
+    import soundfile as sf      # here, not above: only the WAV corpora need libsndfile
+    try:
+        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, ValueError) as err:
+        raise MediaError("unreadable WAV", str(err)) from None
+    if data.shape[0] == 0:
+        raise MediaError("empty audio", "the WAV holds 0 samples")
+    wave = data.mean(axis=1)
+    if not np.any(wave):
+        raise MediaError("silent audio", f"all {len(wave)} samples are 0")
+    if not np.all(np.isfinite(wave)):
+        raise MediaError("corrupt audio", "non-finite samples")
+    return wave, int(rate)
+
+
+def log_spectrogram(wave: np.ndarray, rate: int, *, sample_rate: int, seconds: float, tile: int,
+                    n_fft: int, hop_length: int) -> tuple[torch.Tensor, bool]:
+    """The waveform at sample_rate (torchaudio's sinc resampler), tiled `tile` times, cut to
+    `seconds`, clipped to [-1, 1], then log_stft: (1, n_fft // 2 + 1, 1 + samples // hop)
+    float32, and whether zeros had to be appended (a clip shorter than seconds / tile)."""
+    x = torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32))
+    if rate != sample_rate:
+        x = torchaudio.functional.resample(x, rate, sample_rate)
+    n = round(seconds * sample_rate)
+    x = x.repeat(tile)[:n]
+    padded = len(x) < n
+    if padded:
+        x = F.pad(x, (0, n - len(x)))
+    return log_stft(x.clamp(-1.0, 1.0), n_fft, hop_length).unsqueeze(0), padded
+
+
+def _pil_resized(frame: av.VideoFrame, size: int) -> np.ndarray:
+    """(3, size, size) uint8: bilinear with PIL, as torchvision's Resize on a PIL image."""
+    image = frame.to_image()  # RGB PIL image
+    if image.size != (size, size):
+        from PIL import Image
+        image = image.resize((size, size), Image.BILINEAR)
+    return np.asarray(image, dtype=np.uint8).transpose(2, 0, 1)
+
+
+def read_frames_at_fps(path: str | Path, *, n_frames: int, fps: float, size: int) -> tuple[np.ndarray, dict]:
+    """The first decoded frame of each 1/fps-second slot, time measured from the first decoded
+    frame (its timestamp, else index / rate), up to n_frames, resized to size x size with PIL.
+    Decoding stops after the last slot needed, so a long file costs no more than a short one.
+    Returns (n_frames, 3, size, size) uint8 (slots without a frame stay zero) and facts for the
+    report: frames_found, has_audio_stream, duration_s (None when the container gives none).
+    MediaError when the file has no video stream, does not decode, or yields no frame."""
+    out = np.zeros((n_frames, 3, size, size), dtype=np.uint8)
+    found, slots = 0, set()
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise MediaError("unreadable", "no video stream")
+            stream = container.streams.video[0]
+            rate = float(stream.average_rate or stream.guessed_rate or 30)
+            duration = container.duration / 1e6 if container.duration else None
+            has_audio_stream = bool(container.streams.audio)
+            t0 = None
+            for i, frame in enumerate(container.decode(stream)):
+                t = float(frame.time) if frame.time is not None else i / rate
+                t0 = t if t0 is None else t0
+                slot = math.floor((t - t0) * fps + 1e-6)
+                if slot >= n_frames:
+                    break
+                if slot < 0 or slot in slots:
+                    continue
+                slots.add(slot)
+                out[found] = _pil_resized(frame, size)
+                found += 1
+    except MediaError:          # a ValueError too: not to be reworded below
+        raise
+    except (av.FFmpegError, OSError, ValueError) as err:
+        raise MediaError("undecodable video", str(err)) from None
+    if found == 0:
+        raise MediaError("unreadable", "no decodable video frame")
+    return out, {"frames_found": found, "has_audio_stream": has_audio_stream, "duration_s": duration}
+
+
 # ---- extraction over files -----------------------------------------------------------------
 
 def extract(items: list[dict], fn: Callable[[dict], dict], desc: str, progress: bool = True):
@@ -178,36 +262,25 @@ def count(split_items: dict[str, list], kept: dict[str, list], skipped: list[dic
     return out
 
 
-# ---- roots, errors and caches -----------------------------------------------------------------
+# ---- errors and prepared folders --------------------------------------------------------------
 
-def missing_error(what: str, root: Path, layout: str, missing: list[str], source: str) -> FileNotFoundError:
+def missing_error(what: str, root: Path, layout: str, missing: list[str], source: str) -> DataError:
+    """Expected files absent under a data root: the first five, the layout and where to get it."""
     shown = "\n  ".join(missing[:5])
     more = f"\n  ... and {len(missing) - 5} more" if len(missing) > 5 else ""
-    return FileNotFoundError(
+    return DataError(
         f"{what}: {len(missing)} expected file(s) missing under {root}:\n  {shown}{more}\n"
         f"Expected layout:\n{layout}\nSource: {source}")
 
 
-def resolve_root(root: str, env: str, layout: str, source: str, key: str = "data.params.root") -> Path:
-    """`root`, else the environment variable `env`; an existing folder, or a clear error."""
-    value = root or os.environ.get(env, "")
-    if not value:
-        raise FileNotFoundError(f"no data root: set {key} or the environment variable {env}.\n"
-                                f"Expected layout:\n{layout}\nSource: {source}")
-    path = Path(value).expanduser()
-    if not path.is_dir():
-        raise FileNotFoundError(f"data root {path} is not a folder.\nExpected layout:\n{layout}\n"
-                                f"Source: {source}")
-    return path
-
-
-def settings(cfg) -> dict:
-    """The preprocessing settings of a config: every field but the data root and the cache folder."""
-    return {k: v for k, v in asdict(cfg).items() if k not in ("root", "processed")}
+def _redo(dataset: str) -> str:
+    return f"run `python -m mcrlib.data.prepare {dataset}` (DVC: `dvc repro prepare@{dataset}`)"
 
 
 def write_cache(out_dir: Path, tensors: dict[str, dict[str, torch.Tensor]],
                 ids: dict[str, list[str]], report: dict) -> Path:
+    """Write a prepared folder: `<split>.pt`, ids.json, then report.json (last: a folder with a
+    report is complete; each file is written atomically)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "report.json").unlink(missing_ok=True)   # incomplete until the report is back
     for split, data in tensors.items():
@@ -217,42 +290,38 @@ def write_cache(out_dir: Path, tensors: dict[str, dict[str, torch.Tensor]],
     return out_dir
 
 
-def read_report(cache_dir: str | Path) -> dict:
-    path = Path(cache_dir) / "report.json"
+def read_report(prepared: str | Path, dataset: str) -> dict:
+    """The data report of a prepared folder of `dataset`; a DataError if the folder is not one."""
+    path = Path(prepared) / "report.json"
     if not path.is_file():
-        raise FileNotFoundError(f"no complete cache in {cache_dir} (report.json is missing): "
-                                "run preprocess(cfg, cache_dir) first")
-    return json.loads(path.read_text())
+        raise DataError(f"no complete prepared {dataset} data in {prepared} (report.json is missing): "
+                        f"{_redo(dataset)}")
+    try:
+        report = json.loads(path.read_text())
+    except ValueError as err:
+        raise DataError(f"{path} is unreadable ({err}): {_redo(dataset)}") from None
+    if not isinstance(report, dict) or report.get("dataset") != dataset:
+        found = report.get("dataset") if isinstance(report, dict) else None
+        raise DataError(f"{prepared} holds prepared data of {found!r}, not {dataset!r}: "
+                        f"point to {dataset}'s prepared folder or {_redo(dataset)}")
+    return report
 
 
-def load_cache(cfg, cache_dir: str | Path, dataset: str) -> TensorSplits:
-    cache_dir = Path(cache_dir)
-    report = read_report(cache_dir)
-    if report.get("dataset") != dataset or report.get("settings") != json.loads(json.dumps(settings(cfg))):
-        raise ValueError(f"the cache in {cache_dir} was built for {report.get('dataset')!r} with "
-                         f"settings {report.get('settings')}, not {dataset!r} with {settings(cfg)}: "
-                         "run preprocess again or point to another folder")
-    splits = {s: torch.load(cache_dir / f"{s}.pt", mmap=True) for s in SPLITS}
+def load_cache(prepared: str | Path, dataset: str) -> TensorSplits:
+    """The splits of a prepared folder (memory-mapped); its settings are not checked here: the
+    folder's content fingerprint (mcrlib.data.fingerprint) stands for them."""
+    prepared = Path(prepared)
+    report = read_report(prepared, dataset)
+    missing = [f"{s}.pt" for s in SPLITS if not (prepared / f"{s}.pt").is_file()]
+    if missing:
+        raise DataError(f"prepared {dataset} data in {prepared} lack {', '.join(missing)}: {_redo(dataset)}")
+    splits = {s: torch.load(prepared / f"{s}.pt", mmap=True) for s in SPLITS}
     return TensorSplits(splits, modalities=("audio", "visual"), n_classes=report["n_classes"])
 
 
-def load_ids(cache_dir: str | Path) -> dict[str, list[str]]:
-    """The sample ids (video ids / clip names) of each cached split, in row order."""
-    return json.loads((Path(cache_dir) / "ids.json").read_text())
-
-
-def cache_folder(dataset: str, cfg, root: Path) -> Path:
-    """$MCR_DATA_CACHE (default .mcr-cache/data) / <dataset>-<hash of settings and root>."""
-    key = json.dumps({"settings": settings(cfg), "root": str(root.resolve())}, sort_keys=True)
-    base = Path(os.environ.get("MCR_DATA_CACHE", ".mcr-cache/data"))
-    return base / f"{dataset}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
-
-
-def cached_build(dataset: str, cfg, locate: Callable, preprocess: Callable, load: Callable) -> TensorSplits:
-    """Load cfg.processed (the `prepare` stage's output: the raw data need not be here) or the
-    cache folder of these settings and root, preprocessing into it first if it holds no cache."""
-    folder = project_path(cfg.processed) if cfg.processed else cache_folder(dataset, cfg, locate(cfg))
-    if not (folder / "report.json").is_file():
-        locate(cfg)   # a missing root is reported as such, not as a missing cache
-        preprocess(cfg, folder)
-    return load(cfg, folder)
+def load_ids(prepared: str | Path, dataset: str) -> dict[str, list[str]]:
+    """The sample ids (video ids / clip names) of each prepared split, in row order."""
+    path = Path(prepared) / "ids.json"
+    if not path.is_file():
+        raise DataError(f"no ids.json in {prepared}: {_redo(dataset)}")
+    return json.loads(path.read_text())

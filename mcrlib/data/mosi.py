@@ -18,6 +18,11 @@ Preprocessing as in the release (MultiBench's affect `get_dataloader`, wrapped b
    sequence is padded back to the pickle's T, so a sample's tensors do not depend on its batch.
 Splits are the pickle's own train / valid / test folds ("valid" becomes "val"). Labels stay
 continuous (float32); task "regression", n_classes 1.
+
+Two steps (mcrlib.data.spec): `prepare` (the DVC stage `prepare@mosi` / `prepare@mosei`) reads
+the pickle and writes {train,val,test}.pt and report.json into the prepared folder; `load` reads
+that folder alone and keeps the modalities a run asks for (V-T by default, V-A-T as an option),
+each a (T, D) feature sequence per sample (encoder family "sequence").
 """
 from __future__ import annotations
 
@@ -26,7 +31,7 @@ import os
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 import torch
@@ -34,11 +39,12 @@ from tqdm.auto import tqdm
 
 from mcrlib.atomic import save_torch, write_text
 from mcrlib.config import check
-from mcrlib.data.location import project_path
+from mcrlib.data.fingerprint import file_sha256
+from mcrlib.data.spec import DatasetSpec, location, resolve_root
 from mcrlib.data.tensors import TensorSplits
+from mcrlib.errors import DataError
 
 ROOT_ENV = "MCR_MULTIBENCH_ROOT"   # folder holding the pickles, used when `root` is ""
-CACHE_ENV = "MCR_DATA_CACHE"       # parent of `make_mosi`'s cache when `processed` is ""
 SOURCE = ("MultiBench's affective-computing data (https://github.com/pliang279/MultiBench, "
           "download links: https://multibench.readthedocs.io/en/latest/start/datadownload.html"
           "#affective-computing)")
@@ -47,27 +53,44 @@ FEATURE_DIMS = {"mosi": {"vision": 20, "audio": 5, "text": 300},
                 "mosei": {"vision": 35, "audio": 74, "text": 300}}
 MODALITIES = ("vision", "text", "audio")   # the release's order: c = vision, g = text, f = audio
 SPLITS = {"train": "train", "val": "valid", "test": "test"}   # ours -> the pickle's
-VERSION = 1        # of the preprocessing; a cache written by another version is rebuilt
 CHUNK = 1024       # samples processed at once (bounds memory on MOSEI's 1 GB of text)
 
 
 @dataclass(frozen=True)
-class MosiConfig:
-    dataset: Literal["mosi", "mosei"] = "mosi"
-    root: str = ""        # folder with the pickle (or the pickle); "" -> $MCR_MULTIBENCH_ROOT
-    modalities: tuple[str, ...] = ("vision", "text")   # V-T; V-A-T: ("vision", "text", "audio")
-    processed: str = ""   # cache of make_mosi; "" -> $MCR_DATA_CACHE/<dataset> or data/processed/<dataset>
+class PrepareConfig:
+    """What `prepare` reads (params.yaml's data.mosi)."""
+    root: str = ""        # folder with the pickle (or the pickle itself); "" -> $MCR_MULTIBENCH_ROOT
+    dataset: Literal["mosi", "mosei"] = "mosi"   # which pickle: mosi_data.pkl or mosei_senti_data.pkl
 
     def __post_init__(self):
-        check(self.dataset in FILES, "data.params.dataset", self.dataset, f"one of {sorted(FILES)}")
+        check(self.dataset in FILES, "dataset", self.dataset, f"one of {sorted(FILES)}")
+
+
+@dataclass(frozen=True)
+class MoseiPrepareConfig(PrepareConfig):
+    """params.yaml's data.mosei: the same schema, MOSEI's pickle."""
+    dataset: Literal["mosi", "mosei"] = "mosei"
+
+
+@dataclass(frozen=True)
+class LoadConfig:
+    """What a run reads (its data.params)."""
+    DATASET: ClassVar[str] = "mosi"   # the prepared folder must hold this dataset
+    prepared: str = location("data/processed/mosi")   # the folder `prepare` wrote
+    # The modalities, in this order: V-T (the default) or V-A-T ("vision", "text", "audio"); any
+    # distinct subset of MODALITIES is accepted.
+    modalities: tuple[str, ...] = ("vision", "text")
+
+    def __post_init__(self):
         mods = tuple(self.modalities)
         check(len(mods) >= 1 and set(mods) <= set(MODALITIES) and len(set(mods)) == len(mods),
               "data.params.modalities", mods, f"distinct names out of {list(MODALITIES)}")
 
 
 @dataclass(frozen=True)
-class MoseiConfig(MosiConfig):
-    dataset: Literal["mosi", "mosei"] = "mosei"
+class MoseiLoadConfig(LoadConfig):
+    DATASET: ClassVar[str] = "mosei"
+    prepared: str = location("data/processed/mosei")
 
 
 def _layout(dataset: str) -> str:
@@ -77,29 +100,26 @@ def _layout(dataset: str) -> str:
             f"'text' (N, T, {d['text']}) and 'labels' (N, 1, 1)")
 
 
-def source_file(cfg: MosiConfig) -> Path:
-    """The pickle of `cfg.dataset`; FileNotFoundError naming the expected layout if absent."""
-    name = FILES[cfg.dataset]
-    root = cfg.root or os.environ.get(ROOT_ENV, "")
-    if not root:
-        raise FileNotFoundError(
-            f"{cfg.dataset.upper()} data root is not set: give data.params.root or set ${ROOT_ENV} "
-            f"to the folder holding {name}. Expected file: <root>/{_layout(cfg.dataset)}. "
-            f"Source: {SOURCE}.")
-    path = Path(root)
+def source_file(cfg: PrepareConfig) -> Path:
+    """The pickle of `cfg.dataset`: `cfg.root` (else $MCR_MULTIBENCH_ROOT) is the pickle itself or
+    the folder holding it; a DataError naming the expected file, its layout and the source if absent."""
+    name, dataset = FILES[cfg.dataset], cfg.dataset
+    given = cfg.root or os.environ.get(ROOT_ENV, "")
+    if given and Path(given).expanduser().is_file():
+        return Path(given).expanduser()
+    root = resolve_root(cfg.root, ROOT_ENV, layout=f"<root>/{_layout(dataset)}", source=SOURCE,
+                        key=f"data.{dataset}.root")
+    path = root / name
     if not path.is_file():
-        path = path / name
-    if not path.is_file():
-        where = "does not exist" if not Path(root).exists() else "has no such file"
-        raise FileNotFoundError(
-            f"{cfg.dataset.upper()} data not found: expected {path} ({_layout(cfg.dataset)}); "
-            f"missing 1 of 1 file: {path} (root {root} {where}). Source: {SOURCE}.")
+        raise DataError(f"{dataset.upper()} data not found: expected {path} ({_layout(dataset)}); "
+                        f"missing 1 of 1 file: {path} (root {root} has no such file). Source: {SOURCE}.")
     return path
 
 
-def _signature(path: Path) -> dict:
-    stat = path.stat()
-    return {"file": path.name, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+def _source(path: Path) -> dict:
+    """What the report records of the pickle: its content, not where or when it was copied (the
+    report is part of the prepared folder's fingerprint, which must not depend on the machine)."""
+    return {"file": path.name, "size": path.stat().st_size, "sha256": file_sha256(path)}
 
 
 def _read_pickle(path: Path) -> dict:
@@ -111,14 +131,14 @@ def _read_pickle(path: Path) -> dict:
                 f.seek(0)
                 return pickle.load(f, encoding="latin1")
     except Exception as err:   # truncated, not a pickle, needs modules we lack, ...
-        raise ValueError(f"{path} could not be read as a pickle ({type(err).__name__}: {err}); the "
+        raise DataError(f"{path} could not be read as a pickle ({type(err).__name__}: {err}); the "
                          f"file is corrupt or incomplete: download it again from {SOURCE}") from err
 
 
 def _check_schema(data, path: Path, dataset: str) -> None:
-    """ValueError naming what in `data` differs from the layout of `dataset`'s pickle."""
+    """DataError naming what in `data` differs from the layout of `dataset`'s pickle."""
     def fail(what: str):
-        raise ValueError(f"{path}: {what}; expected {_layout(dataset)}")
+        raise DataError(f"{path}: {what}; expected {_layout(dataset)}")
     if not isinstance(data, dict):
         fail(f"holds a {type(data).__name__}, not a dict")
     missing = [s for s in SPLITS.values() if s not in data]
@@ -215,16 +235,15 @@ def _process_split(part: dict, split: str, progress: bool) -> tuple[dict[str, to
     return tensors, report
 
 
-def preprocess(cfg: MosiConfig, out_dir, *, progress: bool = True) -> Path:
+def prepare(cfg: PrepareConfig, out_dir, *, progress: bool = True) -> Path:
     """Read `cfg.dataset`'s pickle, write <out_dir>/{train,val,test}.pt (every modality, float32
-    (N, T, D), and "label" float32 (N,)) and report.json (written last: its presence marks a
-    complete cache)."""
+    (N, T, D), and "label" float32 (N,)) and report.json, each file atomically (report.json last:
+    its presence marks a complete folder). Returns `out_dir`."""
     out_dir = Path(out_dir)
     path = source_file(cfg)
     data = _read_pickle(path)
     _check_schema(data, path, cfg.dataset)
-    report = {"dataset": cfg.dataset, "version": VERSION, "source": _signature(path),
-              "source_path": str(path.resolve()), "feature_dims": FEATURE_DIMS[cfg.dataset],
+    report = {"dataset": cfg.dataset, "source": _source(path), "feature_dims": FEATURE_DIMS[cfg.dataset],
               "preprocessing": ["non-finite feature values set to 0",
                                 "entries with all-zero text or a non-finite label dropped",
                                 "each sequence starts at its first step with non-zero text, "
@@ -240,51 +259,40 @@ def preprocess(cfg: MosiConfig, out_dir, *, progress: bool = True) -> Path:
     return out_dir
 
 
-def read_report(cache_dir) -> dict | None:
-    path = Path(cache_dir) / "report.json"
-    return json.loads(path.read_text()) if path.is_file() else None
-
-
-def load(cfg: MosiConfig, cache_dir) -> TensorSplits:
-    """The tensors `preprocess` wrote, restricted to `cfg.modalities` (in that order)."""
-    cache_dir = Path(cache_dir)
-    report = read_report(cache_dir)
-    if report is None:
-        raise FileNotFoundError(f"no preprocessed {cfg.dataset} data in {cache_dir} (report.json "
-                                f"missing): run mcrlib.data.mosi.preprocess(cfg, {str(cache_dir)!r}) first")
-    if report.get("dataset") != cfg.dataset:
-        raise ValueError(f"{cache_dir} holds {report.get('dataset')!r} data, not {cfg.dataset!r}")
+def load(cfg: LoadConfig) -> TensorSplits:
+    """The tensors `prepare` wrote in `cfg.prepared`, restricted to `cfg.modalities` (in that order)."""
+    folder, dataset = Path(cfg.prepared), cfg.DATASET
+    redo = f"run `python -m mcrlib.data.prepare {dataset}`"
+    report_path = folder / "report.json"
+    if not report_path.is_file():
+        raise DataError(f"no prepared {dataset} data in {folder} (report.json missing): {redo}")
+    try:
+        report = json.loads(report_path.read_text())
+    except ValueError as err:
+        raise DataError(f"{report_path} is unreadable ({err}): {redo}") from None
+    if report.get("dataset") != dataset:
+        raise DataError(f"{folder} holds {report.get('dataset')!r} data, not {dataset!r}: point "
+                        f"data.params.prepared at the {dataset} folder, or {redo}")
     splits = {}
     for split in SPLITS:
-        path = cache_dir / f"{split}.pt"
+        path = folder / f"{split}.pt"
         if not path.is_file():
-            raise FileNotFoundError(f"{path} is missing from the preprocessed cache: run preprocess again")
+            raise DataError(f"{path} is missing from the prepared folder: {redo}")
         tensors = torch.load(path, weights_only=True)
         splits[split] = {**{m: tensors[m] for m in cfg.modalities}, "label": tensors["label"]}
     return TensorSplits(splits=splits, modalities=tuple(cfg.modalities), n_classes=1, task="regression")
 
 
-def processed_dir(cfg: MosiConfig) -> Path:
-    return project_path(cfg.processed or Path(os.environ.get(CACHE_ENV, "data/processed")) / cfg.dataset)
+def _encoders(cfg: LoadConfig) -> dict[str, str]:
+    # Every modality is a word-aligned (T, D) feature sequence: the Transformer family.
+    return {m: "sequence" for m in cfg.modalities}
 
 
-def make_mosi(cfg: MosiConfig) -> TensorSplits:
-    """The registry's builder: preprocess into `processed_dir(cfg)` unless a cache made from the
-    same source file (name, size, mtime) by the same preprocessing version is there (or, where
-    the source is absent, any cache of this dataset and version); then load."""
-    cache = processed_dir(cfg)
-    report = read_report(cache)
-    current = bool(report) and report.get("dataset") == cfg.dataset and report.get("version") == VERSION
-    try:
-        path = source_file(cfg)
-    except FileNotFoundError:
-        if current:   # the `prepare` stage's output, read where the raw pickle is not
-            return load(cfg, cache)
-        raise
-    if not current or report.get("source") != _signature(path):
-        preprocess(cfg, cache)
-    return load(cfg, cache)
+MOSI = DatasetSpec(name="mosi", load_config=LoadConfig, load=load, prepare_config=PrepareConfig,
+                   prepare=prepare, encoders=_encoders, root_env=ROOT_ENV, source=SOURCE)
+MOSEI = DatasetSpec(name="mosei", load_config=MoseiLoadConfig, load=load,
+                    prepare_config=MoseiPrepareConfig, prepare=prepare, encoders=_encoders,
+                    root_env=ROOT_ENV, source=SOURCE)
 
-
-__all__ = ["FEATURE_DIMS", "FILES", "MODALITIES", "MoseiConfig", "MosiConfig", "load", "make_mosi",
-           "preprocess", "processed_dir", "read_report", "source_file"]
+__all__ = ["FEATURE_DIMS", "FILES", "MODALITIES", "MOSEI", "MOSI", "LoadConfig", "MoseiLoadConfig",
+           "MoseiPrepareConfig", "PrepareConfig", "ROOT_ENV", "SOURCE", "load", "prepare", "source_file"]

@@ -1,14 +1,15 @@
-"""Preprocessing: one dataset's public on-disk layout -> cached tensors in data/processed/<name>.
+"""Preprocessing: one dataset's public on-disk layout -> tensors in data/processed/<name>.
 
     python -m mcrlib.data.prepare cremad            # reads params.yaml's data.cremad
 
 This is the command of the DVC stage `prepare@<name>`: one stage per dataset of the active
-profile (the keys of params.yaml's `data` section), each parameterised by its data root (the
-`root` key, else the dataset's environment variable; FSDD's `fsdd_root`, else $MCR_FSDD_ROOT,
-else a download). The training runs then read the cached tensors: their dataset params point at
-the same folder (`path`, `processed` or `cache_dir`; the profiles set each to data/processed/<name>).
-Every preprocessor writes a data report (`report.json`, AV-Digits' `recipe.json`) with what it
-kept, skipped, padded or trimmed.
+profile (the keys of params.yaml's `data` section), each configured by the dataset's
+`PrepareConfig` (its spec, mcrlib.data.spec): the data root is its `root` key, else the
+dataset's documented environment variable. The training runs then read the prepared folder
+(their load config's `prepared`, data/processed/<name> by default). Every preprocessor writes a
+data report (`report.json`, AV-Digits' `recipe.json`) with what it kept, skipped, padded or
+trimmed; the last file written is `fingerprint.json`, the folder's content fingerprint, which
+keys the runs and is checked whenever the folder is read (mcrlib.data.fingerprint).
 """
 from __future__ import annotations
 
@@ -23,38 +24,28 @@ import torch
 from mcrlib.atomic import atomic_path
 from mcrlib.cli import read_yaml, user_errors
 from mcrlib.config import ConfigError, from_dict
-from mcrlib.data import ave, avdigits, cremad, mosi, sthsth, ucf
+from mcrlib.data import fingerprint
+from mcrlib.data.registry import DATASETS
 
 PROG = "python -m mcrlib.data.prepare"
 
 
-def _avdigits(cfg, out: Path) -> dict:
-    return avdigits.build(cfg, out, download_to=Path("data/raw/fsdd"))
+def preparable() -> list[str]:
+    """The datasets that have a `prepare` step (all but those drawn from params)."""
+    return sorted(name for name in DATASETS if DATASETS[name].prepare is not None)
 
 
-def _preprocess_of(module):
-    return lambda cfg, out: module.preprocess(cfg, out)
-
-
-# name -> (settings dataclass, preprocess(cfg, out_dir)); the names are the registry's datasets.
-PREPARE = {
-    "avdigits": (avdigits.AVDigitsConfig, _avdigits),
-    "cremad": (cremad.CremadConfig, _preprocess_of(cremad)),
-    "ave": (ave.AVEConfig, _preprocess_of(ave)),
-    "ucf51": (ucf.UCF51Config, _preprocess_of(ucf)),
-    "mosi": (mosi.MosiConfig, _preprocess_of(mosi)),
-    "mosei": (mosi.MoseiConfig, _preprocess_of(mosi)),
-    "sthsth": (sthsth.SthSthConfig, _preprocess_of(sthsth)),
-}
-
-
-def prepare(name: str, settings: dict, out: str | Path):
-    """Preprocess dataset `name` with `settings` (its config's fields) into `out`."""
-    if name not in PREPARE:
-        raise ConfigError(f"data.{name}: no preprocessing for {name!r}; expected one of {sorted(PREPARE)}")
-    config_cls, preprocess = PREPARE[name]
-    result = preprocess(from_dict(config_cls, settings or {}, f"data.{name}"), Path(out))
-    canonical_torch_files(Path(out))
+def prepare(name: str, settings: Mapping | None, out: str | Path):
+    """Preprocess dataset `name` with `settings` (its PrepareConfig's fields) into `out`."""
+    spec = DATASETS[name]
+    if spec.prepare is None:
+        raise ConfigError(f"data.{name}: {name!r} has nothing to prepare (its data are drawn from "
+                          f"its params); datasets with a prepare step: {preparable()}")
+    out = Path(out)
+    (out / fingerprint.FILE).unlink(missing_ok=True)   # incomplete until the fingerprint is back
+    result = spec.prepare(from_dict(spec.prepare_config, settings or {}, f"data.{name}"), out)
+    canonical_torch_files(out)
+    fingerprint.write(out)
     return result
 
 
@@ -64,9 +55,7 @@ def canonical_torch_files(folder: Path) -> None:
     `torch.save` to a path names the archive inside the file after that path, and the atomic writer
     (mcrlib.atomic) saves under a random temporary name: two preparations of the same data then
     differed byte for byte, and DVC recorded another hash for `data/processed` after every clean
-    rebuild. Saved through a file object, the archive is always named "archive". (The run cache's
-    own files have the same property; they are not DVC-tracked, and changing the writer changes
-    every run key, so that fix waits for the next change of the run key.)"""
+    rebuild. Saved through a file object, the archive is always named "archive"."""
     for path in sorted(folder.rglob("*.pt")):
         if not zipfile.is_zipfile(path):
             continue   # not torch's zip format: left as written
@@ -84,7 +73,7 @@ def main(argv=None) -> None:
     missing or corrupt data (see mcrlib.cli)."""
     parser = argparse.ArgumentParser(prog=PROG, description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("name", choices=sorted(PREPARE))
+    parser.add_argument("name", choices=preparable())
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     parser.add_argument("--out", type=Path, default=None, help="default: data/processed/<name>")
     args = parser.parse_args(argv)

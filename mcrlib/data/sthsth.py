@@ -10,28 +10,36 @@ loader reads (`<PROJECT_DATA_DIR>/Sth-Sth/`):
 
 Label of an entry: labels[template with "[" and "]" removed] (the release's `get_actions`).
 Frames: 16 indices uniformly spread over the flow length (middle of each segment), shared by
-both modalities; resize of the short side to `image_size` + centre crop, cached as uint8
-(N, T, 3, S, S). Splits: the release builds train and the official validation set only and
-uses the latter for model selection AND reporting; that is the default here (val = test =
-official validation). `val_from_train > 0` instead holds out a class-stratified share of train
-for model selection and keeps the official validation set for the test only.
+both modalities; resize of the short side to `image_size` + centre crop, stored as uint8
+(N, T, 3, S, S).
 
-Every split is cached with the evaluation transform and sampler: the release's training-time
+Two steps (mcrlib.data.spec). `prepare` (the DVC stage `prepare@sthsth`) decodes both official
+lists into the prepared folder, each list separately (`train`, `official_val`). `load` reads
+that folder alone and makes the splits (LoadConfig.selection):
+- "train_share" (the default): val = a class-stratified `val_from_train` share of the train list
+  (drawn with `split_seed`), train = the rest, test = the official validation list. Model
+  selection (early stopping, the hyperparameter search) never sees the reported test videos.
+- "official_val": val = test = the official validation list, the release's behaviour: it builds
+  only train and the official validation set and uses the latter for model selection AND for the
+  reported numbers, so it SELECTS ON THE TEST SET and its test numbers are optimistic. Kept to
+  reproduce the release; not the default for that reason (docs/datasets.md).
+
+Every split is prepared with the evaluation transform and sampler: the release's training-time
 augmentation (random frame within each segment, short side x U(1.15, 1.43), one random crop
-for the clip, colour jitter on RGB) is not in the cache. Size: 16 x 3 x 224 x 224 bytes = 2.4 MB
-per video and modality (about 0.8 TB for the full training list), so frames are streamed to raw
-files and memory-mapped; `max_per_class` and `image_size` make smaller caches.
+for the clip, colour jitter on RGB) is not in the prepared frames. Size: 16 x 3 x 224 x 224
+bytes = 2.4 MB per video and modality (about 0.8 TB for the full training list), so frames are
+streamed to raw files and memory-mapped; `max_per_class` and `image_size` make smaller folders.
 """
 from __future__ import annotations
 
 import json
 import math
-import os
 import re
 from collections import Counter, defaultdict
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -40,11 +48,12 @@ from tqdm.auto import tqdm
 
 from mcrlib.atomic import atomic_path, save_torch, write_text
 from mcrlib.config import check
+from mcrlib.data.spec import DatasetSpec, location, resolve_root
 from mcrlib.data.sthsth_frames import ClipReader, keep_as_is, sample_indices
-from mcrlib.data.location import project_path
 from mcrlib.data.tensors import TensorSplits
+from mcrlib.errors import DataError
 
-ENV_ROOT = "MCR_STHSTH_ROOT"
+ROOT_ENV = "MCR_STHSTH_ROOT"   # the data root, used when `root` is ""
 MODALITIES = ("rgb", "flow")
 SOURCE = ("Something-Something V2 (Goyal et al., ICCV 2017): videos, templates and the official "
           "train/validation lists from Qualcomm (https://developer.qualcomm.com/software/"
@@ -53,44 +62,63 @@ SOURCE = ("Something-Something V2 (Goyal et al., ICCV 2017): videos, templates a
           "Action Recognition', ICCV 2023 (https://github.com/gorjanradevski/multimodal-"
           "distillation, download link in its README); the MCR release reads them from "
           "<PROJECT_DATA_DIR>/Sth-Sth/")
-PARTS = ("train", "official_val")   # the two video lists, cached separately
+PARTS = ("train", "official_val")   # the two video lists, prepared separately
+REDO = "run `python -m mcrlib.data.prepare sthsth`"
 
 
 @dataclass(frozen=True)
-class SthSthConfig:
-    root: str = field(default_factory=lambda: os.environ.get(ENV_ROOT, ""))
-    cache_dir: str = "data/processed/sthsth"   # used by make_sthsth (the registry builder)
-    rgb_file: str = "dataset.hdf5"
-    flow_file: str = "flow_dataset.hdf5"
-    train_list: str = "something_something_detections/train_dataset_flow_aligned.json"
-    val_list: str = "something_something_detections/val_dataset_flow_aligned.json"
-    labels_file: str = "something-something-v2-labels.json"
+class PrepareConfig:
+    """What `prepare` reads (params.yaml's data.sthsth); file names are relative to `root`."""
+    root: str = ""                # the Sth-Sth folder; "" -> $MCR_STHSTH_ROOT
+    rgb_file: str = "dataset.hdf5"          # RGB frames (JPEG bytes per frame)
+    flow_file: str = "flow_dataset.hdf5"    # optical flow rendered as RGB JPEGs
+    train_list: str = "something_something_detections/train_dataset_flow_aligned.json"   # official train
+    val_list: str = "something_something_detections/val_dataset_flow_aligned.json"   # official validation
+    labels_file: str = "something-something-v2-labels.json"   # template -> class index
     num_frames: int = 16          # release: NUM_FRAMES 16, FRAME_UNIFORM
     image_size: int = 224         # release: resize 224 + centre crop 224 at evaluation
-    val_from_train: float = 0.0   # 0: val = official validation (release); else a train share
-    split_seed: int = 0           # draws the held-out share of train
-    max_per_class: int = 0        # 0: every video; else the first k listed per class and split
-    num_workers: int = 0          # DataLoader workers decoding JPEGs in preprocess
+    max_per_class: int = 0        # 0: every video; else the first k listed per class and list
+    num_workers: int = 0          # DataLoader workers decoding JPEGs (no effect on the output)
 
     def __post_init__(self):
-        check(self.num_frames >= 1, "data.params.num_frames", self.num_frames, "an integer >= 1")
-        check(self.image_size >= 8, "data.params.image_size", self.image_size, "an integer >= 8")
-        check(0 <= self.val_from_train < 1, "data.params.val_from_train", self.val_from_train,
-              "a fraction in [0, 1): 0 uses the official validation set as the release does")
-        check(self.max_per_class >= 0, "data.params.max_per_class", self.max_per_class,
+        check(self.num_frames >= 1, "data.sthsth.num_frames", self.num_frames, "an integer >= 1")
+        check(self.image_size >= 8, "data.sthsth.image_size", self.image_size, "an integer >= 8")
+        check(self.max_per_class >= 0, "data.sthsth.max_per_class", self.max_per_class,
               "an integer >= 0 (0 keeps every video)")
-        check(self.num_workers >= 0, "data.params.num_workers", self.num_workers, "an integer >= 0")
+        check(self.num_workers >= 0, "data.sthsth.num_workers", self.num_workers, "an integer >= 0")
 
-    def cache_settings(self) -> dict:
-        """What the cached tensors depend on: a cache made with other values is refused."""
+    def settings(self) -> dict:
+        """What the prepared tensors depend on (recorded in the report and the .pt files; `load`
+        takes the frames' shape from it). Not the root: the same data anywhere are the same."""
         keys = ("rgb_file", "flow_file", "train_list", "val_list", "labels_file", "num_frames",
                 "image_size", "max_per_class")
         return {k: getattr(self, k) for k in keys}
 
 
-def layout(cfg: SthSthConfig) -> dict[str, Path]:
-    """The raw files; FileNotFoundError naming the layout, what is missing and the source."""
-    root = Path(cfg.root) if cfg.root else None
+@dataclass(frozen=True)
+class LoadConfig:
+    """What a run reads (its data.params)."""
+    prepared: str = location("data/processed/sthsth")   # the folder `prepare` wrote
+    # Which videos select models (val) and which are reported (test):
+    #   "train_share": val = a class-stratified `val_from_train` share of the train list (each
+    #       class with >= 2 videos gives >= 1 and keeps >= 1), test = the official validation list.
+    #   "official_val": val = test = the official validation list. The release's behaviour: it
+    #       SELECTS ON THE TEST SET (early stopping and the hyperparameter search pick what scores
+    #       best on the reported videos), so its test numbers are optimistic. For reproducing the
+    #       release only; the default differs for that reason.
+    selection: Literal["train_share", "official_val"] = "train_share"
+    val_from_train: float = 0.1   # "train_share": the share of each class held out for val
+    split_seed: int = 0           # "train_share": draws the held-out videos
+
+    def __post_init__(self):
+        check(self.selection in ("train_share", "official_val"), "data.params.selection",
+              self.selection, '"train_share" or "official_val"')
+        check(0 < self.val_from_train < 1, "data.params.val_from_train", self.val_from_train,
+              'a fraction in (0, 1); selection: "official_val" selects on the official validation '
+              "set as the release does")
+
+
+def _layout(cfg: PrepareConfig) -> tuple[dict[str, tuple[str, str]], str]:
     described = {
         "rgb": (cfg.rgb_file, "RGB frames: per video id, the JPEG bytes of each frame"),
         "flow": (cfg.flow_file, "optical flow as RGB JPEGs, same video ids"),
@@ -98,36 +126,45 @@ def layout(cfg: SthSthConfig) -> dict[str, Path]:
         "val": (cfg.val_list, "official validation videos, same schema"),
         "labels": (cfg.labels_file, "template (brackets removed) -> class index, 174 classes"),
     }
-    paths = {k: (root / rel if root else Path(rel)) for k, (rel, _) in described.items()}
-    missing = [str(p) for p in paths.values() if not p.is_file()] if root else []
-    if root and not missing:
-        return paths
     lines = "\n".join(f"  <root>/{rel:<66} {what}" for rel, what in described.values())
-    if root is None:
-        head = (f"no Something-Something V2 root given: set data.params.root or the environment "
-                f"variable {ENV_ROOT}")
-    else:
-        state = "does not exist" if not root.is_dir() else "is incomplete"
-        head = (f"the Something-Something V2 root {str(root)!r} (data.params.root) {state}: "
-                f"{len(missing)} of {len(paths)} files missing: {', '.join(missing[:5])}")
-    raise FileNotFoundError(f"{head}.\nExpected layout:\n{lines}\nSource: {SOURCE}.")
+    return described, lines
+
+
+def layout(cfg: PrepareConfig) -> dict[str, Path]:
+    """The raw files; a DataError naming the layout, what is missing and the source."""
+    described, lines = _layout(cfg)
+    root = resolve_root(cfg.root, ROOT_ENV, layout=lines, source=SOURCE, key="data.sthsth.root")
+    paths = {k: root / rel for k, (rel, _) in described.items()}
+    missing = [str(p) for p in paths.values() if not p.is_file()]
+    if missing:
+        raise DataError(f"the Something-Something V2 root {str(root)!r} (data.sthsth.root) is "
+                        f"incomplete: {len(missing)} of {len(paths)} files missing: "
+                        f"{', '.join(missing[:5])}.\nExpected layout:\n{lines}\nSource: {SOURCE}.")
+    return paths
+
+
+def _read_json(path: Path):
+    try:
+        return json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as err:   # a truncated or wrong download
+        raise DataError(f"{path} is not valid JSON ({err}): download it again from {SOURCE}") from None
 
 
 def _read_labels(path: Path) -> dict[str, int]:
-    table = json.loads(path.read_text())
+    table = _read_json(path)
     ok = isinstance(table, dict) and table and all(str(v).isdigit() for v in table.values())
     labels = {k: int(v) for k, v in table.items()} if ok else {}
     if not ok or sorted(labels.values()) != list(range(len(labels))):
-        raise ValueError(f"{path}: expected a JSON object mapping each template to a distinct "
-                         f"class index 0..K-1 (as in something-something-v2-labels.json)")
+        raise DataError(f"{path}: expected a JSON object mapping each template to a distinct "
+                        f"class index 0..K-1 (as in something-something-v2-labels.json)")
     return labels
 
 
-def _entries(path: Path, labels: dict[str, int], split: str, cfg: SthSthConfig, report: dict):
+def _entries(path: Path, labels: dict[str, int], split: str, cfg: PrepareConfig, report: dict):
     """(ids, labels) of a video list; entries without an id or a known template are reported."""
-    items = json.loads(path.read_text())
+    items = _read_json(path)
     if not isinstance(items, list):
-        raise ValueError(f"{path}: expected a JSON list of videos, got {type(items).__name__}")
+        raise DataError(f"{path}: expected a JSON list of videos, got {type(items).__name__}")
     ids, ys, per_class = [], [], Counter()
     for n, e in enumerate(items):
         if not isinstance(e, dict) or "id" not in e or "template" not in e:
@@ -177,7 +214,7 @@ def _decode_split(ids, ys, split, paths, cfg, report, progress, out_dir: Path):
                 files[m].write(getattr(clip, m).contiguous().numpy().tobytes())
             kept.append(clip.index)
         if not kept:
-            raise ValueError(f"Sth-Sth {split}: none of {len(ids)} listed videos could be read; "
+            raise DataError(f"Sth-Sth {split}: none of {len(ids)} listed videos could be read; "
                              f"the reasons: {report['skipped'][-3:]} ...")
     counts = report["counts"][split]
     counts.update(selected=len(ids), kept=len(kept),
@@ -186,14 +223,14 @@ def _decode_split(ids, ys, split, paths, cfg, report, progress, out_dir: Path):
             "ids": [ids[i] for i in kept]}
 
 
-def preprocess(cfg: SthSthConfig, out_dir: str | Path, *, progress: bool = True) -> Path:
+def prepare(cfg: PrepareConfig, out_dir: str | Path, *, progress: bool = True) -> Path:
     """Decode, sample and crop every listed video of both lists into `out_dir`
     (per list `train`/`official_val`: <list>.rgb.u8, <list>.flow.u8 raw uint8 frames and <list>.pt
-    with labels, ids and settings; report.json). Returns `out_dir`."""
+    with labels, ids and settings; report.json), each file atomically. Returns `out_dir`."""
     paths, out_dir = layout(cfg), Path(out_dir)
     labels = _read_labels(paths["labels"])
     report = {"dataset": "Something-Something V2 (RGB + optical flow)", "source": SOURCE,
-              "settings": cfg.cache_settings(), "n_classes": len(labels), "counts": {},
+              "settings": cfg.settings(), "n_classes": len(labels), "counts": {},
               "skipped": [], "short_videos": [], "length_mismatch": [],
               "notes": ["frame indices: middle of num_frames equal segments of the flow length "
                         "(release evaluation sampler), shared by RGB and flow; only the sampled "
@@ -202,43 +239,46 @@ def preprocess(cfg: SthSthConfig, out_dir: str | Path, *, progress: bool = True)
                         "length_mismatch: RGB frames != flow frames + 1 (kept when every sampled "
                         "index exists in both)",
                         "counts: listed = entries in the list; selected = valid entries left by "
-                        "max_per_class; kept = cached; skipped = entries and videos in 'skipped'"]}
+                        "max_per_class; kept = prepared; skipped = entries and videos in 'skipped'",
+                        "official_val is the test split; val is chosen at load time "
+                        "(data.params.selection)"]}
     lists = dict(zip(PARTS, (paths["train"], paths["val"])))
     entries = {s: _entries(p, labels, s, cfg, report) for s, p in lists.items()}
     for split, (ids, ys) in entries.items():
         data = _decode_split(ids, ys, split, paths, cfg, report, progress, out_dir)
-        # Written last: its presence marks the split's frame files as complete.
-        save_torch({**data, "settings": cfg.cache_settings(), "n_classes": len(labels)},
+        # Written after the frame files, so a .pt file always has complete frames beside it.
+        save_torch({**data, "settings": cfg.settings(), "n_classes": len(labels)},
                    out_dir / f"{split}.pt")
     write_text(json.dumps(report, indent=1), out_dir / "report.json")
     return out_dir
 
 
-def _read_cache(cfg: SthSthConfig, cache_dir: Path) -> dict[str, dict]:
-    """Per list: labels, ids and the frames as memory-mapped uint8 tensors (N, T, 3, S, S)."""
-    cached = {}
+def _read_prepared(folder: Path) -> dict[str, dict]:
+    """Per list: labels, ids and the frames as memory-mapped uint8 tensors (N, T, 3, S, S), the
+    shape taken from the settings `prepare` recorded."""
+    prepared = {}
     for part in PARTS:
-        path = cache_dir / f"{part}.pt"
+        path = folder / f"{part}.pt"
         if not path.is_file():
-            raise FileNotFoundError(f"{path} is missing: run mcrlib.data.sthsth.preprocess(cfg, "
-                                    f"{str(cache_dir)!r}) first")
-        cached[part] = torch.load(path, weights_only=True)
-        if cached[part]["settings"] != cfg.cache_settings():
-            raise ValueError(f"{path} was made with {cached[part]['settings']}, not with "
-                             f"{cfg.cache_settings()}: preprocess again")
-        shape = (len(cached[part]["ids"]), cfg.num_frames, 3, cfg.image_size, cfg.image_size)
+            raise DataError(f"{path} is missing: no prepared Something-Something V2 in {folder}: {REDO}")
+        prepared[part] = torch.load(path, weights_only=True)
+        settings = prepared[part]["settings"]
+        shape = (len(prepared[part]["ids"]), settings["num_frames"], 3, settings["image_size"],
+                 settings["image_size"])
         for m in MODALITIES:
-            frames = cache_dir / f"{part}.{m}.u8"
+            frames = folder / f"{part}.{m}.u8"
             if not frames.is_file() or frames.stat().st_size != math.prod(shape):
-                raise ValueError(f"{frames} is missing or not {shape} uint8: preprocess again")
+                raise DataError(f"{frames} is missing or not {shape} uint8: {REDO}")
             # Copy-on-write map: rows are read from disk when a batch indexes them.
-            cached[part][m] = torch.from_numpy(np.memmap(frames, np.uint8, "c", shape=shape))
-    return cached
+            prepared[part][m] = torch.from_numpy(np.memmap(frames, np.uint8, "c", shape=shape))
+    return prepared
 
 
-def _held_out(labels: torch.Tensor, cfg: SthSthConfig) -> tuple[list[int], list[int]]:
-    """(train rows, val rows): round(val_from_train * n_c) videos of each class c, at least one
-    left in train, drawn with `split_seed`."""
+def _held_out(labels: torch.Tensor, cfg: LoadConfig) -> tuple[list[int], list[int]]:
+    """(train rows, val rows): of each class c with n_c videos, max(1, round(val_from_train * n_c))
+    go to val but at least one stays in train, drawn with `split_seed`. (The floor of one keeps
+    every class in val on small preparations, e.g. `max_per_class`; it binds only on classes too
+    small for the share to round to one video.)"""
     gen = torch.Generator().manual_seed(cfg.split_seed)
     by_class = defaultdict(list)
     for row, y in enumerate(labels.tolist()):
@@ -246,52 +286,50 @@ def _held_out(labels: torch.Tensor, cfg: SthSthConfig) -> tuple[list[int], list[
     val = []
     for y in sorted(by_class):
         rows = by_class[y]
-        take = min(round(cfg.val_from_train * len(rows)), len(rows) - 1)
+        take = min(max(1, round(cfg.val_from_train * len(rows))), len(rows) - 1)
         val += [rows[i] for i in torch.randperm(len(rows), generator=gen)[:take].tolist()]
+    if not val:
+        raise DataError(f"no class of the prepared train list has two videos: nothing to hold out "
+                        f"for val_from_train={cfg.val_from_train}; prepare more videos "
+                        f"(data.sthsth.max_per_class) or use selection: official_val")
     val = sorted(val)
     chosen = set(val)
     return [r for r in range(len(labels)) if r not in chosen], val
 
 
-def _split_rows(cached: dict, cfg: SthSthConfig) -> dict[str, tuple[str, list[int] | None]]:
-    """split -> (cache part, rows or None for all)."""
-    if cfg.val_from_train == 0:
+def _split_rows(prepared: dict, cfg: LoadConfig) -> dict[str, tuple[str, list[int] | None]]:
+    """split -> (prepared list, rows or None for all)."""
+    if cfg.selection == "official_val":   # the release: selects on the test set
         return {"train": ("train", None), "val": ("official_val", None),
                 "test": ("official_val", None)}
-    train, val = _held_out(cached["train"]["label"], cfg)
+    train, val = _held_out(prepared["train"]["label"], cfg)
     return {"train": ("train", train), "val": ("train", val), "test": ("official_val", None)}
 
 
-def load(cfg: SthSthConfig, cache_dir: str | Path) -> TensorSplits:
-    """The cached tensors as TensorSplits: "rgb" and "flow" (N, T, 3, S, S) uint8 (normalised in
-    the model), "label" long. Frames are memory-mapped; the rows of a held-out share of train are
-    copied into memory."""
-    cached = _read_cache(cfg, Path(cache_dir))
+def load(cfg: LoadConfig) -> TensorSplits:
+    """The prepared tensors as TensorSplits: "rgb" and "flow" (N, T, 3, S, S) uint8 (normalised
+    in the model), "label" long. Frames are memory-mapped; the rows of the train share and the
+    held-out share ("train_share") are gathered into memory (the trainer holds every split in
+    memory on a GPU anyway)."""
+    prepared = _read_prepared(Path(cfg.prepared))
     splits = {}
-    for split, (part, rows) in _split_rows(cached, cfg).items():
+    for split, (part, rows) in _split_rows(prepared, cfg).items():
         keys = (*MODALITIES, "label")
-        splits[split] = {k: cached[part][k] if rows is None else cached[part][k][rows] for k in keys}
+        splits[split] = {k: prepared[part][k] if rows is None else prepared[part][k][rows] for k in keys}
     return TensorSplits(splits=splits, modalities=MODALITIES,
-                        n_classes=cached["train"]["n_classes"])
+                        n_classes=prepared["train"]["n_classes"])
 
 
-def split_ids(cfg: SthSthConfig, cache_dir: str | Path) -> dict[str, list[str]]:
+def split_ids(cfg: LoadConfig) -> dict[str, list[str]]:
     """Video ids of each split, in the row order of `load`."""
-    cached = _read_cache(cfg, Path(cache_dir))
-    return {split: cached[part]["ids"] if rows is None else [cached[part]["ids"][r] for r in rows]
-            for split, (part, rows) in _split_rows(cached, cfg).items()}
+    prepared = _read_prepared(Path(cfg.prepared))
+    return {split: prepared[part]["ids"] if rows is None else [prepared[part]["ids"][r] for r in rows]
+            for split, (part, rows) in _split_rows(prepared, cfg).items()}
 
 
-def make_sthsth(cfg: SthSthConfig) -> TensorSplits:
-    """Registry builder: preprocess into `cfg.cache_dir` unless a matching cache is there."""
-    cache = project_path(cfg.cache_dir)
-    try:
-        return load(cfg, cache)
-    except (FileNotFoundError, ValueError, KeyError):
-        layout(cfg)   # a missing root is reported as such, not as a missing cache
-        preprocess(cfg, cache)
-        return load(cfg, cache)
+SPEC = DatasetSpec(name="sthsth", load_config=LoadConfig, load=load, prepare_config=PrepareConfig,
+                   prepare=prepare, encoders={"rgb": "frames", "flow": "frames"},
+                   root_env=ROOT_ENV, source=SOURCE)
 
-
-__all__ = ["SthSthConfig", "layout", "load", "make_sthsth", "preprocess", "sample_indices",
-           "split_ids"]
+__all__ = ["LoadConfig", "PrepareConfig", "ROOT_ENV", "SOURCE", "SPEC", "layout", "load",
+           "prepare", "sample_indices", "split_ids"]

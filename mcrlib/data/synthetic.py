@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from mcrlib.config import check
+from mcrlib.data.spec import DatasetSpec
 from mcrlib.data.tensors import TensorSplits
 
 GROUPS = ("shared", "unique-1", "unique-2")
@@ -67,7 +68,7 @@ def _draw(cfg: SyntheticConfig, n: int, means, lifts, gen: torch.Generator):
     return features, labels, groups
 
 
-def make_synthetic(cfg: SyntheticConfig) -> TensorSplits:
+def load(cfg: SyntheticConfig) -> TensorSplits:
     """Train/val/test splits; deterministic in `cfg` (including `cfg.data_seed`)."""
     gen = torch.Generator().manual_seed(cfg.data_seed)
     means = []
@@ -86,3 +87,7 @@ def make_synthetic(cfg: SyntheticConfig) -> TensorSplits:
                      "label": labels, "group": groups}
     return TensorSplits(out, modalities=("x1", "x2"), n_classes=cfg.n_classes,
                         group_names=GROUPS)
+
+
+# Drawn from its params at load: nothing to prepare, no data root.
+SPEC = DatasetSpec(name="synthetic", load_config=SyntheticConfig, load=load, encoders={"x1": "mlp", "x2": "mlp"})

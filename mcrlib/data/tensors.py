@@ -32,6 +32,9 @@ class TensorSplits:
     n_classes: int
     group_names: tuple[str, ...] = ()
     task: str = "classification"   # or "regression" (one real-valued target, n_classes = 1)
+    # modality -> encoder family (mcrlib.data.spec.ENCODER_FAMILIES), set by load_dataset from the
+    # dataset's spec; empty for tensors made by hand, whose families follow their samples' rank.
+    encoders: dict = dataclasses.field(default_factory=dict)
 
     def to(self, device) -> "TensorSplits":
         """The same splits with every tensor on `device` (a GPU keeps the data resident: no

@@ -18,11 +18,18 @@ Preprocessing of the paper's code (ResNet family):
 Clips with fewer than 4 one-fps frames, without audio, or unreadable are dropped and listed.
 
     python -m mcrlib.data.prepare ucf51       # the DVC stage prepare@ucf51 (params: data.ucf51)
+
+`prepare` (settings: PrepareConfig) decodes the clips under the data root (`root`, else
+$MCR_UCF_ROOT) into the prepared folder: train/val/test.pt, ids.json, report.json. The official
+split and the validation draw (split, val_fraction, split_seed) are prepare settings: a prepared
+folder holds one split, with its validation groups drawn (a clip's decoding does not depend on
+them, but the lists that choose the clips do). `load` (LoadConfig) reads only that folder
+(`prepared`, default data/processed/ucf51); another split is another prepared folder.
 """
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch.nn.functional as F
@@ -30,9 +37,12 @@ from sklearn.model_selection import train_test_split
 
 from mcrlib.config import check
 from mcrlib.data import media
+from mcrlib.data.spec import DatasetSpec, location, resolve_root
 from mcrlib.data.tensors import TensorSplits
+from mcrlib.errors import DataError
 
 EXPECTED_CLASSES = 51
+ROOT_ENV = "MCR_UCF_ROOT"
 SOURCE = ("UCF101.rar and UCF101TrainTestSplits-RecognitionTask.zip from "
           "https://www.crcv.ucf.edu/data/UCF101.php (Soomro, Zamir and Shah, 2012)")
 LAYOUT = """  <root>/
@@ -43,7 +53,8 @@ LAYOUT = """  <root>/
 
 
 @dataclass(frozen=True)
-class UCF51Config:
+class PrepareConfig:
+    """The settings of `prepare` (params.yaml: data.ucf51)."""
     root: str = ""               # folder holding UCF-101/ and ucfTrainTestlist/; empty: $MCR_UCF_ROOT
     split: int = 1               # official split (the paper's 3 runs: splits 1, 2, 3)
     val_fraction: float = 0.1    # share of the training groups held out for validation
@@ -55,27 +66,32 @@ class UCF51Config:
     num_frames: int = 4          # first 1-fps frames kept; clips with fewer are dropped
     frame_size: int = 224        # frames stored resized to frame_size x frame_size
     allow_missing: bool = False  # listed clips absent from UCF-101/: skip and report instead of failing
-    processed: str = ""          # cache folder `build` reads (and fills); empty: $MCR_DATA_CACHE/<hash>
 
     def __post_init__(self):
-        check(self.split in (1, 2, 3), "data.params.split", self.split, "one of the official splits 1, 2, 3")
-        check(0 < self.val_fraction < 1, "data.params.val_fraction", self.val_fraction, "a share in (0, 1)")
-        check(self.sample_rate >= 1000, "data.params.sample_rate", self.sample_rate, "a rate >= 1000 Hz")
-        check(self.audio_seconds > 0, "data.params.audio_seconds", self.audio_seconds, "a duration > 0")
-        check(self.n_fft >= 2, "data.params.n_fft", self.n_fft, "an integer >= 2")
-        check(self.hop_length >= 1, "data.params.hop_length", self.hop_length, "an integer >= 1")
-        check(self.num_frames >= 1, "data.params.num_frames", self.num_frames, "an integer >= 1")
-        check(self.frame_size >= 8, "data.params.frame_size", self.frame_size, "an integer >= 8")
+        check(self.split in (1, 2, 3), "data.ucf51.split", self.split, "one of the official splits 1, 2, 3")
+        check(0 < self.val_fraction < 1, "data.ucf51.val_fraction", self.val_fraction, "a share in (0, 1)")
+        check(self.sample_rate >= 1000, "data.ucf51.sample_rate", self.sample_rate, "a rate >= 1000 Hz")
+        check(self.audio_seconds > 0, "data.ucf51.audio_seconds", self.audio_seconds, "a duration > 0")
+        check(self.n_fft >= 2, "data.ucf51.n_fft", self.n_fft, "an integer >= 2")
+        check(self.hop_length >= 1, "data.ucf51.hop_length", self.hop_length, "an integer >= 1")
+        check(self.num_frames >= 1, "data.ucf51.num_frames", self.num_frames, "an integer >= 1")
+        check(self.frame_size >= 8, "data.ucf51.frame_size", self.frame_size, "an integer >= 8")
 
 
-def list_files(cfg: UCF51Config) -> dict[str, str]:
+@dataclass(frozen=True)
+class LoadConfig:
+    """What a run reads (data.params of a run)."""
+    prepared: str = location("data/processed/ucf51")   # the folder `prepare` wrote (one split)
+
+
+def list_files(cfg: PrepareConfig) -> dict[str, str]:
     return {"classes": "ucfTrainTestlist/classInd.txt",
             "train": f"ucfTrainTestlist/trainlist0{cfg.split}.txt",
             "test": f"ucfTrainTestlist/testlist0{cfg.split}.txt"}
 
 
-def locate(cfg: UCF51Config) -> Path:
-    root = media.resolve_root(cfg.root, "MCR_UCF_ROOT", LAYOUT, SOURCE)
+def locate(cfg: PrepareConfig) -> Path:
+    root = resolve_root(cfg.root, ROOT_ENV, layout=LAYOUT, source=SOURCE, key="data.ucf51.root")
     expected = ["UCF-101/"] + list(list_files(cfg).values())
     missing = [e for e in expected if not (root / e).exists()]
     if missing:
@@ -90,7 +106,7 @@ def read_classes(path: Path) -> list[str]:
         if line.strip():
             fields = line.split()
             if len(fields) != 2 or not fields[0].isdigit():
-                raise ValueError(f"{path}:{number}: expected '<index> <ClassName>', got {line!r}")
+                raise DataError(f"{path}:{number}: expected '<index> <ClassName>', got {line!r}")
             classes.append(fields[1])
     return classes
 
@@ -102,8 +118,8 @@ def read_list(path: Path, classes: list[str]) -> list[str]:
         if line.strip():
             clip = line.split()[0]
             if clip.split("/")[0] not in classes or not clip.endswith(".avi"):
-                raise ValueError(f"{path}:{number}: expected '<ClassName>/v_..._gXX_cYY.avi' with a "
-                                 f"class of classInd.txt, got {line.strip()!r}")
+                raise DataError(f"{path}:{number}: expected '<ClassName>/v_..._gXX_cYY.avi' with a "
+                                f"class of classInd.txt, got {line.strip()!r}")
             clips.append(clip)
     return clips
 
@@ -123,12 +139,12 @@ def validation_groups(clips: list[str], labels: list[int], fraction: float, seed
         _, val = train_test_split(ids, test_size=fraction, random_state=seed,
                                   stratify=[groups[g] for g in ids])
     except ValueError as err:
-        raise ValueError(f"cannot hold out {fraction} of {len(ids)} training groups stratified by "
-                         f"class (data.params.val_fraction): {err}") from None
+        raise DataError(f"cannot hold out {fraction} of {len(ids)} training groups stratified by "
+                        f"class (data.ucf51.val_fraction): {err}") from None
     return set(val)
 
 
-def _clip(cfg: UCF51Config, item: dict) -> dict:
+def _clip(cfg: PrepareConfig, item: dict) -> dict:
     if not media.has_audio(item["path"]):
         raise media.MediaError("no_audio", "the file has no audio stream")
     wave = media.read_audio(item["path"], cfg.sample_rate, channel="first")
@@ -145,9 +161,9 @@ def _clip(cfg: UCF51Config, item: dict) -> dict:
     return {"audio": audio, "visual": frames, "notes": notes}
 
 
-def preprocess(cfg: UCF51Config, out_dir: str | Path, progress: bool = True) -> Path:
-    """Decode the clips of the chosen official split, compute the paper's features and cache them
-    in `out_dir` (train/val/test .pt, ids.json, report.json). Returns `out_dir`."""
+def prepare(cfg: PrepareConfig, out_dir: str | Path, *, progress: bool = True) -> Path:
+    """Decode the clips of the chosen official split, compute the paper's features and write them
+    to the prepared folder `out_dir` (train/val/test .pt, ids.json, report.json). Returns `out_dir`."""
     root = locate(cfg)
     files = list_files(cfg)
     classes = read_classes(root / files["classes"])
@@ -182,7 +198,8 @@ def preprocess(cfg: UCF51Config, out_dir: str | Path, progress: bool = True) -> 
     tensors = {s: media.stack(by_split[s], lambda k: label[k["class"]]) for s in media.SPLITS}
     ids = {s: [k["id"] for k in by_split[s]] for s in media.SPLITS}
     report = {
-        "dataset": "ucf51", "root": str(root), "source": SOURCE, "settings": media.settings(cfg),
+        "dataset": "ucf51", "root": str(root), "source": SOURCE,
+        "settings": {k: v for k, v in asdict(cfg).items() if k != "root"},   # the root is recorded apart
         "lists": files, "n_classes": len(names), "classes": names,
         "expected_classes": EXPECTED_CLASSES,
         "class_count_matches_paper": len(names) == EXPECTED_CLASSES,
@@ -197,13 +214,13 @@ def preprocess(cfg: UCF51Config, out_dir: str | Path, progress: bool = True) -> 
     return media.write_cache(Path(out_dir), tensors, ids, report)
 
 
-def load(cfg: UCF51Config, cache_dir: str | Path) -> TensorSplits:
-    """The cached splits: "audio" (N, 1, 257, 136) float32, "visual" (N, 4, 3, 224, 224) uint8,
-    "label" (N,) long over the classes with audio."""
-    return media.load_cache(cfg, cache_dir, "ucf51")
+def load(cfg: LoadConfig) -> TensorSplits:
+    """The prepared splits of the folder's official split: "audio" (N, 1, 257, 136) float32,
+    "visual" (N, 4, 3, 224, 224) uint8 (shapes at the default settings), "label" (N,) long over
+    the classes with audio."""
+    return media.load_cache(cfg.prepared, "ucf51")
 
 
-def build(cfg: UCF51Config) -> TensorSplits:
-    """Registry builder: load cfg.processed, else preprocess into $MCR_DATA_CACHE (default
-    .mcr-cache/data) once and load."""
-    return media.cached_build("ucf51", cfg, locate, preprocess, load)
+SPEC = DatasetSpec(name="ucf51", load_config=LoadConfig, load=load, prepare_config=PrepareConfig,
+                   prepare=prepare, encoders={"audio": "resnet2d", "visual": "frames"},
+                   root_env=ROOT_ENV, source=SOURCE)

@@ -8,8 +8,9 @@ The trainer knows nothing else about any method.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 from dataclasses import dataclass
-from typing import Mapping
+from collections.abc import Mapping
 
 import torch
 import torch.nn.functional as F
@@ -17,20 +18,49 @@ from torch import nn
 
 from mcrlib.config import ConfigError, from_dict
 
-METHODS: dict[str, type["Method"]] = {}
+# name -> the module that defines it: importing `mcrlib.methods` imports no method, and a run's
+# code key (mcrlib.code_closure) covers its own method's module, not every method's.
+_MODULES = {"joint": "simple", "multiloss": "simple", "unimodal": "simple", "ensemble": "ensemble",
+            "mcr": "mcr", "agm": "agm", "arm": "arm", "mlb": "mlb", "mmcosine": "mmcosine", "mslr": "mslr",
+            "ogm": "ogm", "pmr": "pmr", "unipre_frozen": "unipre", "unipre_finetuned": "unipre"}
+_REGISTERED: dict[str, type["Method"]] = {}
+
+
+class _Registry(Mapping):
+    """name -> Method class, importing the method's module on first use."""
+
+    def __getitem__(self, name):
+        if name not in _MODULES:
+            raise ConfigError(f"method.name={name!r} is unknown: expected one of {sorted(_MODULES)}")
+        if name not in _REGISTERED:
+            importlib.import_module(self.module_name(name))
+        return _REGISTERED[name]
+
+    def __iter__(self):
+        return iter(_MODULES)
+
+    def __len__(self):
+        return len(_MODULES)
+
+    @staticmethod
+    def module_name(name: str) -> str:
+        return f"mcrlib.methods.{_MODULES[name]}"
+
+
+METHODS = _Registry()
 
 
 def register(name: str):
     def wrap(cls):
+        if name not in _MODULES:
+            raise TypeError(f"method {name!r} is not declared in mcrlib.methods.base._MODULES")
         cls.name = name
-        METHODS[name] = cls
+        _REGISTERED[name] = cls
         return cls
     return wrap
 
 
 def method_params(name: str, params: Mapping | None):
-    if name not in METHODS:
-        raise ConfigError(f"method.name={name!r} is unknown: expected one of {sorted(METHODS)}")
     return from_dict(METHODS[name].Params, params or {}, f"method.params ({name})")
 
 
@@ -74,6 +104,12 @@ class Method(nn.Module):
     def pretrained_encoders(cls, config, modalities) -> dict:
         """{modality: RunConfig of the unimodal run whose encoder initialises this model's}."""
         return {}
+
+    @classmethod
+    def required_runs(cls, config, modalities) -> dict:
+        """{role: RunConfig} of the runs this run is built from; their keys enter its run key
+        (mcrlib.run_key), so a member trained again makes this run new too."""
+        return {f"encoder:{m}": c for m, c in cls.pretrained_encoders(config, modalities).items()}
 
     def loss(self, model, batch, output) -> dict[str, torch.Tensor]:
         """Named loss terms; the trainer back-propagates their sum."""

@@ -36,3 +36,7 @@ class Ensemble(Method):
     def member_configs(cls, config, modalities):
         """The unimodal runs this ensemble combines (trained once, shared through the run cache)."""
         return unimodal_configs(config, modalities)
+
+    @classmethod
+    def required_runs(cls, config, modalities):
+        return {f"member:{m}": c for m, c in cls.member_configs(config, modalities).items()}

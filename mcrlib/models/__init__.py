@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 
 from mcrlib.config import ModelConfig
-from mcrlib.data import TensorSplits
+from mcrlib.data.tensors import TensorSplits
 from mcrlib.models.fusion import LateLinearFusion
 from mcrlib.models.mlp import MLPEncoder
 from mcrlib.models.resnet import FramesEncoder, ImageEncoder
@@ -13,27 +13,38 @@ from mcrlib.models.transformer import TransformerEncoder
 from mcrlib.models.multimodal import ModelOutput, MultimodalModel
 
 
-def build_encoder(cfg: ModelConfig, sample: torch.Tensor, name: str):
-    """The encoder for one modality, from the shape of one sample."""
-    if sample.dim() == 1:
+# The family of a modality's samples by tensor rank: only for TensorSplits made by hand (tests,
+# benchmarks); a dataset declares its families in its spec.
+_FAMILY_BY_RANK = {1: "mlp", 2: "sequence", 3: "resnet2d", 4: "frames"}
+
+
+def build_encoder(cfg: ModelConfig, sample: torch.Tensor, name: str, family: str | None = None):
+    """The encoder of one modality: its declared family, with sizes read from one sample."""
+    family = family or _FAMILY_BY_RANK.get(sample.dim())
+    expected = {"mlp": 1, "sequence": 2, "resnet2d": 3, "frames": 4}
+    if family not in expected:
+        raise ValueError(f"modality {name!r}: no encoder family {family!r} (samples of shape "
+                         f"{tuple(sample.shape)}); expected one of {sorted(expected)}")
+    if sample.dim() != expected[family]:
+        raise ValueError(f"modality {name!r}: encoder family {family!r} takes samples of rank "
+                         f"{expected[family]}, got shape {tuple(sample.shape)}")
+    if family == "mlp":
         return MLPEncoder(in_dim=sample.shape[0], hidden_dim=cfg.hidden_dim, latent_dim=cfg.latent_dim,
                           layers=cfg.layers, dropout=cfg.dropout)
-    if sample.dim() == 2:   # (T, D): feature sequence (CMU-MOSI/MOSEI)
+    if family == "sequence":   # (T, D): feature sequence (CMU-MOSI/MOSEI)
         return TransformerEncoder(in_dim=sample.shape[1])
-    if sample.dim() == 3:   # (C, H, W): spectrogram or image
+    if family == "resnet2d":   # (C, H, W): spectrogram or image
         return ImageEncoder(in_channels=sample.shape[0], width=cfg.resnet_width, small_input=min(sample.shape[1:]) < 32)
-    if sample.dim() == 4 and cfg.video_encoder == "swin3d_t":   # (T, C, H, W): video frames
+    if cfg.video_encoder == "swin3d_t":   # (T, C, H, W): video frames
         return SwinVideoEncoder(in_channels=sample.shape[1])
-    if sample.dim() == 4:
-        return FramesEncoder(in_channels=sample.shape[1], width=cfg.resnet_width, small_input=min(sample.shape[2:]) < 32)
-    raise ValueError(f"modality {name!r}: no encoder for samples of shape {tuple(sample.shape)}")
+    return FramesEncoder(in_channels=sample.shape[1], width=cfg.resnet_width, small_input=min(sample.shape[2:]) < 32)
 
 
 def build_model(cfg: ModelConfig, data: TensorSplits, modalities=None) -> MultimodalModel:
     """One encoder per modality of `data` (all, or the given subset)."""
     modalities = tuple(modalities or data.modalities)
     train = data.splits["train"]
-    encoders = {m: build_encoder(cfg, train[m][0], m) for m in modalities}
+    encoders = {m: build_encoder(cfg, train[m][0], m, data.encoders.get(m)) for m in modalities}
     n_outputs = 1 if data.task == "regression" else data.n_classes
     return MultimodalModel(encoders=encoders, n_classes=n_outputs)
 

@@ -20,9 +20,10 @@ import pandas as pd
 from mcrlib.analysis.tables import format_pm, mean_std
 from mcrlib.config import (ConfigError, DataConfig, MethodConfig, ModelConfig, RunConfig, TrainConfig,
                            check, from_dict, to_dict)
-from mcrlib.data import DATASETS, load_dataset
+from mcrlib.data import DATASETS, dataset_modalities
 from mcrlib.data.synthetic import SyntheticConfig
 from mcrlib.methods import method_params
+from mcrlib.run_key import check_run
 from mcrlib.studies.grid import grid_runs, overridden
 from mcrlib.sweep import run_all
 
@@ -166,8 +167,8 @@ class AblationStudyConfig:
             name, params = method, {**spec.get("method_params", {}).get(method, {}), **(overrides or {})}
         model = overridden(self.model, spec.get("model", {}), f"ablations.datasets.{label}.model")
         train = overridden(self.train, spec.get("train", {}), f"ablations.datasets.{label}.train")
-        return RunConfig(data=self.data_config(label, seed), model=model, train=train, seed=seed,
-                         method=MethodConfig(name=name, params=params))
+        return check_run(RunConfig(data=self.data_config(label, seed), model=model, train=train, seed=seed,
+                                   method=MethodConfig(name=name, params=params)))
 
 
 def load_study(params: dict) -> AblationStudyConfig:
@@ -192,8 +193,8 @@ def study_runs(study: AblationStudyConfig, modalities) -> list[tuple[dict, RunCo
 def run_study(study: AblationStudyConfig, cache_dir: str | Path) -> pd.DataFrame:
     """One row per (dataset, seed, table row): labels, the variant's overrides and accuracies.
     Identical configs (a variant that is the base, in several tables) are trained once."""
-    modalities = {label: load_dataset(study.data_config(label, study.seeds[0]).name,
-                                      study.data_config(label, study.seeds[0]).params).modalities
+    modalities = {label: dataset_modalities(study.data_config(label, study.seeds[0]).name,
+                                            study.data_config(label, study.seeds[0]).params)
                   for label in study.datasets}
     labelled = study_runs(study, modalities.__getitem__)
     keys = [json.dumps(to_dict(config), sort_keys=True) for _, config in labelled]

@@ -1,8 +1,7 @@
 """Real benchmarks (paper Figure 4 and Table 1): every method on every configured dataset."""
 from __future__ import annotations
 
-import json
-import os
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -10,8 +9,10 @@ import pandas as pd
 
 from mcrlib.config import (ConfigError, DataConfig, MethodConfig, ModelConfig, RunConfig, TrainConfig,
                            check, from_dict)
-from mcrlib.data import DATASETS, load_dataset, location
+from mcrlib.data import DATASETS, dataset_modalities, dataset_params
+from mcrlib.data.spec import is_location
 from mcrlib.methods import method_params
+from mcrlib.run_key import check_run
 from mcrlib.search import SearchConfig
 from mcrlib.studies.grid import overridden, run_grid
 
@@ -40,9 +41,13 @@ class BenchmarkStudyConfig:
                   f"{{name: one of {sorted(DATASETS)}, params: {{...}}}} with optional keys {sorted(allowed - {'name', 'params'})}")
             check(len(spec.get("folds", self.seeds)) == len(self.seeds), f"benchmarks.datasets.{label}.folds",
                   spec.get("folds"), f"one fold per seed ({len(self.seeds)})")
-            for seed in self.seeds[:1]:
-                for method in self.methods:
-                    self.run_config(method, label, seed)  # every override is validated here
+            for method in self.methods:
+                # every override and every search trial is validated here, on this dataset
+                for trial in self.search.trials(method, label) if method in self.search.grid else [{}]:
+                    self.run_config(method, label, self.seeds[0], trial)
+        for label in self.search.cells:
+            check(label in self.datasets, f"benchmarks.search.cells.{label}", self.search.cells[label],
+                  f"the grid of a dataset in benchmarks.datasets {sorted(self.datasets)}")
         for name in self.methods:
             method_params(name, {})
         for name, params in {**self.method_params, **self.search.grid}.items():
@@ -64,8 +69,8 @@ class BenchmarkStudyConfig:
                   **(overrides or {})}
         model = overridden(self.model, spec.get("model", {}), f"benchmarks.datasets.{label}.model")
         train = overridden(self.train, spec.get("train", {}), f"benchmarks.datasets.{label}.train")
-        return RunConfig(data=self.data_config(label, seed), model=model, train=train, seed=seed,
-                         method=MethodConfig(name=method, params=params))
+        return check_run(RunConfig(data=self.data_config(label, seed), model=model, train=train, seed=seed,
+                                   method=MethodConfig(name=method, params=params)))
 
 
 def load_study(params: dict) -> BenchmarkStudyConfig:
@@ -74,7 +79,7 @@ def load_study(params: dict) -> BenchmarkStudyConfig:
 
 def run_study(study: BenchmarkStudyConfig, cache_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(runs, trials): one row per final run (dataset, method, seed, accuracies), and the search."""
-    modalities = {label: load_dataset(spec["name"], spec.get("params", {})).modalities
+    modalities = {label: dataset_modalities(spec["name"], spec.get("params", {}))
                   for label, spec in study.datasets.items()}
     return run_grid(cells=list(study.datasets), seeds=study.seeds, methods=study.methods,
                     search=study.search, make_config=study.run_config, modalities=modalities.__getitem__,
@@ -91,14 +96,14 @@ def gain_over_ensemble(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def resolve_datasets(datasets: dict, root_dir: str | Path, calibrated: bool = True) -> dict:
-    """Relative data paths are relative to the project's root `root_dir`: the loaders read them
-    there ($MCR_PROJECT_ROOT, set here), while run configs keep them relative, so the run cache
-    does not depend on where the project is checked out. Cached datasets (AV-Digits) also get
-    the fingerprint of their content, so a rebuilt dataset never reuses stale runs. A dataset
+    """Each dataset's load params with its location fields (the prepared folder) made absolute
+    from the project's root `root_dir`: notebooks run from notebooks/ and their training workers
+    inherit that working directory. Location fields are not part of the run key (mcrlib.run_key
+    keys the prepared folder's content), so two checkouts still share their runs. A dataset
     marked `calibrated: true` takes its recipe (load-time params) from the calibration's choice
     (results/calibrate/chosen.json, mcrlib.studies.calibration); `calibrated=False` leaves the
     mark out, for the calibration itself."""
-    os.environ[location.ENV] = str(Path(root_dir).resolve())
+    root = Path(root_dir).resolve()
     resolved = {}
     for label, spec in datasets.items():
         spec = dict(spec)
@@ -106,9 +111,9 @@ def resolve_datasets(datasets: dict, root_dir: str | Path, calibrated: bool = Tr
         if spec.pop("calibrated", False) and calibrated:
             from mcrlib.studies.calibration import read_chosen
             params.update(read_chosen(root_dir)[spec["name"]]["params"])
-        if "path" in params:
-            recipe = location.project_path(params["path"]) / "recipe.json"
-            if recipe.exists() and "fingerprint" not in params:
-                params["fingerprint"] = json.loads(recipe.read_text())["fingerprint"]
+        cfg = dataset_params(spec["name"], params)
+        for f in dataclasses.fields(cfg):
+            if is_location(f) and not Path(getattr(cfg, f.name)).expanduser().is_absolute():
+                params[f.name] = str(root / getattr(cfg, f.name))
         resolved[label] = {**spec, "params": params}
     return resolved

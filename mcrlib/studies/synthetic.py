@@ -11,6 +11,7 @@ from mcrlib.config import (ConfigError, DataConfig, MethodConfig, ModelConfig, R
                            check, from_dict)
 from mcrlib.data.synthetic import GROUPS, SyntheticConfig
 from mcrlib.methods import method_params
+from mcrlib.run_key import check_run
 from mcrlib.search import SearchConfig
 from mcrlib.studies.grid import grid_runs, run_grid
 
@@ -65,8 +66,8 @@ class SyntheticStudyConfig:
     def run_config(self, method: str, ratio: float, seed: int, overrides: dict | None = None) -> RunConfig:
         data = DataConfig(name="synthetic", params=dataclasses.asdict(self.data_config(ratio, seed)))
         params = {**self.method_params.get(method, {}), **(overrides or {})}
-        return RunConfig(data=data, model=self.model, train=self.train, seed=seed,
-                         method=MethodConfig(name=method, params=params))
+        return check_run(RunConfig(data=data, model=self.model, train=self.train, seed=seed,
+                                   method=MethodConfig(name=method, params=params)))
 
 
 def load_study(params: dict) -> SyntheticStudyConfig:

@@ -1,0 +1,69 @@
+"""The run cache's key: correct by construction.
+
+A run's key hashes
+  * its config, validated, with every default filled in: the method's and the dataset's params
+    become their params dataclasses, so `{copies: 32}` and `{}` are one run;
+  * what its data are: the dataset's load params without their location fields, and the
+    prepared folder's verified content fingerprint (mcrlib.data.fingerprint), so re-preparing a
+    dataset, or editing a prepared file by hand, never returns a run made from other data;
+  * the source of every module the run can import: the import closure (mcrlib.code_closure) of
+    the run layer, its method's module and its dataset's module, so an edit to any of them
+    retrains, and an edit to an unrelated module retrains nothing;
+  * the keys of the runs it is built from (an ensemble's members, pre-trained encoders), which
+    the method declares: a member trained again makes its composite new too.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+
+from mcrlib.code_closure import source_digest
+from mcrlib.config import RunConfig, to_dict
+from mcrlib.data.registry import DATASETS, data_identity, dataset_modalities, dataset_params
+from mcrlib.methods.base import METHODS, method_params
+
+RUN_LAYER = "mcrlib.runs"
+
+
+def check_run(config: RunConfig) -> RunConfig:
+    """Validate the method's and the dataset's names and params (a ConfigError naming the key
+    otherwise); returns `config`."""
+    params = method_params(config.method.name, config.method.params)
+    data_params = dataset_params(config.data.name, config.data.params)
+    METHODS[config.method.name].modalities(params, DATASETS[config.data.name].modalities(data_params))
+    return config
+
+
+def filled(config: RunConfig) -> RunConfig:
+    """`config` with the method's and the dataset's params completed by their defaults."""
+    method = dataclasses.asdict(method_params(config.method.name, config.method.params))
+    data = dataclasses.asdict(dataset_params(config.data.name, config.data.params))
+    return dataclasses.replace(config, method=dataclasses.replace(config.method, params=method),
+                               data=dataclasses.replace(config.data, params=data))
+
+
+def code_modules(config: RunConfig) -> list[str]:
+    return [RUN_LAYER, METHODS.module_name(config.method.name), DATASETS.module_name(config.data.name)]
+
+
+def required_runs(config: RunConfig) -> dict:
+    """{role: RunConfig} of the runs this run is built from, as its method declares them."""
+    method_cls = METHODS[config.method.name]
+    params = method_params(config.method.name, config.method.params)
+    modalities = method_cls.modalities(params, dataset_modalities(config.data.name, config.data.params))
+    return method_cls.required_runs(config, modalities)
+
+
+def key_material(config: RunConfig) -> dict:
+    """Everything the key hashes, as JSON-ready data (shown by `mcr-run --explain-key`)."""
+    record = to_dict(filled(config))
+    record["data"] = data_identity(config.data.name, config.data.params)
+    return {"config": record,
+            "code": source_digest(code_modules(config)),
+            "built_from": {role: run_key(c) for role, c in sorted(required_runs(config).items())}}
+
+
+def run_key(config: RunConfig) -> str:
+    text = json.dumps(key_material(config), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]

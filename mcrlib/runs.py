@@ -168,7 +168,16 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog=prog, description=main.__doc__)
     parser.add_argument("config", help="YAML file with data/model/train/method/seed keys")
     parser.add_argument("--cache", default=None, help=f"run cache folder (default {DEFAULT_CACHE})")
+    parser.add_argument("--explain-key", action="store_true",
+                        help="print what the run key covers (filled config, data fingerprint, code digest, "
+                             "the runs it is built from) and the key, without training")
     args = parser.parse_args(argv)
+    if args.explain_key:
+        from mcrlib.run_key import key_material
+        with user_errors(prog):
+            config = check_run(from_dict(RunConfig, read_yaml(args.config)))
+            print(json.dumps({"key": run_key(config), **key_material(config)}, indent=1, default=str))
+        return
     with user_errors(prog):
         result = run(read_yaml(args.config), args.cache)
     print(json.dumps(result.metrics, indent=1))

@@ -1,5 +1,6 @@
 """The commands answer a user's mistake with `<prog>: error: <message>` on stderr and an exit status
 (2: usage or config error, 1: missing or corrupt data), never with a traceback; bugs keep theirs."""
+import json
 import os
 import subprocess
 import sys
@@ -83,6 +84,14 @@ def test_run_missing_data_exits_1_naming_the_folder_and_the_fix(tmp_path, capsys
     status, err = fails(runs.main, [config, "--cache", tmp_path / "cache"], capsys)
     assert status == 1
     assert err.startswith(RUN) and str(tmp_path / "none") in err and "prepare@avdigits" in err
+
+
+def test_run_explain_key_prints_what_the_key_covers_without_training(tmp_path, capsys):
+    runs.main([str(run_config(tmp_path, method={"name": "mcr"})), "--explain-key", "--cache", str(tmp_path / "cache")])
+    shown = json.loads(capsys.readouterr().out)
+    assert set(shown) == {"key", "config", "code", "built_from"}
+    assert shown["config"]["method"]["params"]["copies"] == 32          # the defaults filled in
+    assert shown["config"]["data"]["params"]["n_train"] == 16 and not (tmp_path / "cache").exists()
 
 
 def test_run_bug_keeps_its_exception_and_traceback(tmp_path, monkeypatch):

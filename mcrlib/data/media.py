@@ -1,8 +1,9 @@
-"""Shared helpers of the video datasets (AVE, UCF-51): decoding with PyAV, spectrograms, caches.
+"""The one media stack of the datasets (CREMA-D, AVE, UCF-51): decoding with PyAV and soundfile,
+spectrograms with torchaudio, prepared folders; one error for an unusable file, `MediaError`.
 
 Frames are taken "at 1 fps" as the paper's preprocessing does: the first frame of each second,
-found by counting decoded frames (frame round(s * fps) for second s). Audio is the
-decoded audio stream, resampled with torchaudio. A dataset's `prepare` writes its prepared
+found by counting decoded frames (frame round(s * fps) for second s). Audio is the decoded audio
+stream (AVE, UCF) or the WAV file (CREMA-D), resampled with torchaudio. A dataset's `prepare` writes its prepared
 folder: `<split>.pt` tensors, `ids.json` and `report.json`, which is written last, so a folder
 with a report is complete; its `load` reads only that folder.
 """

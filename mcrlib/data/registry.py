@@ -1,45 +1,58 @@
 """Datasets by name, imported lazily: `import mcrlib.data` imports no dataset module, and so no
 media library (PyAV, soundfile, h5py); a dataset's module is imported when its spec is asked for.
 
-Each entry names the module attribute holding the dataset's `DatasetSpec` (mcrlib.data.spec).
+The entries are found in the source: each module's top-level `DatasetSpec(name=...)` assignments.
 """
 from __future__ import annotations
 
+import ast
+import functools
 import importlib
 from collections.abc import Mapping
+from pathlib import Path
 
 from mcrlib.config import ConfigError, from_dict
 
-_SPECS = {"synthetic": "mcrlib.data.synthetic:SPEC",
-          "avdigits": "mcrlib.data.avdigits:SPEC",
-          "cremad": "mcrlib.data.cremad:SPEC",
-          "ave": "mcrlib.data.ave:SPEC",
-          "ucf51": "mcrlib.data.ucf:SPEC",
-          "mosi": "mcrlib.data.mosi:MOSI",
-          "mosei": "mcrlib.data.mosi:MOSEI",
-          "sthsth": "mcrlib.data.sthsth:SPEC"}
+
+
+@functools.lru_cache(maxsize=1)
+def _specs() -> dict[str, str]:
+    """name -> "module:attribute", found by reading (not importing) the modules of this package:
+    every top-level `X = DatasetSpec(name="...", ...)`. A new dataset module is registered by
+    existing; importing none of them keeps the media libraries out of `import mcrlib.data`."""
+    found = {}
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        for node in ast.parse(path.read_text(), filename=str(path)).body:
+            if (isinstance(node, ast.Assign) and isinstance(node.value, ast.Call)
+                    and getattr(node.value.func, "id", None) == "DatasetSpec"):
+                name = next((k.value.value for k in node.value.keywords
+                             if k.arg == "name" and isinstance(k.value, ast.Constant)), None)
+                if name is None or name in found:
+                    raise TypeError(f"{path}: DatasetSpec needs a unique literal name= (found {name!r})")
+                found[name] = f"mcrlib.data.{path.stem}:{node.targets[0].id}"
+    return found
 
 
 class _Registry(Mapping):
     """name -> DatasetSpec; iterating and membership import nothing."""
 
     def __getitem__(self, name):
-        if name not in _SPECS:
-            raise ConfigError(f"data.name={name!r} is unknown: expected one of {sorted(_SPECS)}")
-        module, attribute = _SPECS[name].split(":")
+        if name not in _specs():
+            raise ConfigError(f"data.name={name!r} is unknown: expected one of {sorted(_specs())}")
+        module, attribute = _specs()[name].split(":")
         return getattr(importlib.import_module(module), attribute)
 
     def __iter__(self):
-        return iter(_SPECS)
+        return iter(_specs())
 
     def __len__(self):
-        return len(_SPECS)
+        return len(_specs())
 
     def module_name(self, name: str) -> str:
         """The module that defines dataset `name` (for the run key's code closure)."""
-        if name not in _SPECS:
+        if name not in _specs():
             self[name]   # the unknown-name error
-        return _SPECS[name].split(":")[0]
+        return _specs()[name].split(":")[0]
 
 
 DATASETS = _Registry()

@@ -7,9 +7,12 @@ The trainer knows nothing else about any method.
 """
 from __future__ import annotations
 
+import ast
 import dataclasses
+import functools
 import importlib
 from dataclasses import dataclass
+from pathlib import Path
 from collections.abc import Mapping
 
 import torch
@@ -18,11 +21,23 @@ from torch import nn
 
 from mcrlib.config import ConfigError, from_dict
 
-# name -> the module that defines it: importing `mcrlib.methods` imports no method, and a run's
-# code key (mcrlib.code_closure) covers its own method's module, not every method's.
-_MODULES = {"joint": "simple", "multiloss": "simple", "unimodal": "simple", "ensemble": "ensemble",
-            "mcr": "mcr", "agm": "agm", "arm": "arm", "mlb": "mlb", "mmcosine": "mmcosine", "mslr": "mslr",
-            "ogm": "ogm", "pmr": "pmr", "unipre_frozen": "unipre", "unipre_finetuned": "unipre"}
+@functools.lru_cache(maxsize=1)
+def _modules() -> dict[str, str]:
+    """name -> the module that defines it, found by reading (not importing) this package's
+    modules: every `@register("name")`. Importing `mcrlib.methods` imports no method, and a run's
+    code key (mcrlib.code_closure) covers its own method's module, not every method's."""
+    found = {}
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            for deco in getattr(node, "decorator_list", []):
+                if (isinstance(deco, ast.Call) and getattr(deco.func, "id", None) == "register"
+                        and deco.args and isinstance(deco.args[0], ast.Constant)):
+                    if deco.args[0].value in found:
+                        raise TypeError(f"method {deco.args[0].value!r} is registered twice")
+                    found[deco.args[0].value] = f"mcrlib.methods.{path.stem}"
+    return found
+
+
 _REGISTERED: dict[str, type["Method"]] = {}
 
 
@@ -30,21 +45,21 @@ class _Registry(Mapping):
     """name -> Method class, importing the method's module on first use."""
 
     def __getitem__(self, name):
-        if name not in _MODULES:
-            raise ConfigError(f"method.name={name!r} is unknown: expected one of {sorted(_MODULES)}")
+        if name not in _modules():
+            raise ConfigError(f"method.name={name!r} is unknown: expected one of {sorted(_modules())}")
         if name not in _REGISTERED:
             importlib.import_module(self.module_name(name))
         return _REGISTERED[name]
 
     def __iter__(self):
-        return iter(_MODULES)
+        return iter(_modules())
 
     def __len__(self):
-        return len(_MODULES)
+        return len(_modules())
 
     @staticmethod
     def module_name(name: str) -> str:
-        return f"mcrlib.methods.{_MODULES[name]}"
+        return _modules()[name]
 
 
 METHODS = _Registry()
@@ -52,8 +67,9 @@ METHODS = _Registry()
 
 def register(name: str):
     def wrap(cls):
-        if name not in _MODULES:
-            raise TypeError(f"method {name!r} is not declared in mcrlib.methods.base._MODULES")
+        if name not in _modules():
+            raise TypeError(f"method {name!r}: register methods in a module of mcrlib.methods, "
+                            "with a literal name (the registry reads them from the source)")
         cls.name = name
         _REGISTERED[name] = cls
         return cls

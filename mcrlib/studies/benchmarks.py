@@ -9,7 +9,7 @@ import pandas as pd
 
 from mcrlib.config import (ConfigError, DataConfig, MethodConfig, ModelConfig, RunConfig, TrainConfig,
                            check, from_dict)
-from mcrlib.data import DATASETS, dataset_modalities, dataset_params
+from mcrlib.data import DATASETS, dataset_modalities
 from mcrlib.data.spec import is_location
 from mcrlib.methods import method_params
 from mcrlib.run_key import check_run
@@ -111,9 +111,9 @@ def resolve_datasets(datasets: dict, root_dir: str | Path, calibrated: bool = Tr
         if spec.pop("calibrated", False) and calibrated:
             from mcrlib.studies.calibration import read_chosen
             params.update(read_chosen(root_dir)[spec["name"]]["params"])
-        cfg = dataset_params(spec["name"], params)
-        for f in dataclasses.fields(cfg):
-            if is_location(f) and not Path(getattr(cfg, f.name)).expanduser().is_absolute():
-                params[f.name] = str(root / getattr(cfg, f.name))
+        for f in dataclasses.fields(DATASETS[spec["name"]].load_config):
+            where = Path(params.get(f.name, f.default)).expanduser() if is_location(f) else None
+            if where is not None and not where.is_absolute():
+                params[f.name] = str(root / where)
         resolved[label] = {**spec, "params": params}
     return resolved

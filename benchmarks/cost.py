@@ -30,7 +30,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from mcrlib.config import ModelConfig, TrainConfig
+from mcrlib.config import ModelConfig, TrainConfig, from_dict, to_dict
 from mcrlib.data import TensorSplits
 from mcrlib.methods import METHODS, method_params
 from mcrlib.models import build_model
@@ -58,23 +58,19 @@ def _trainer(method: str, params: dict, model_cfg: ModelConfig, shapes: dict, n_
              precision: str = "fp32"):
     data = TensorSplits(splits={"train": {m: torch.zeros(1, *s) for m, s in shapes.items()}},
                         modalities=tuple(shapes), n_classes=n_classes)
+    cls = METHODS[method]
+    parsed = method_params(method, params)
+    # the model a run of this method builds (its fusion head, if it needs another)
+    model_cfg = from_dict(ModelConfig, {**to_dict(model_cfg), **cls.model_overrides(parsed)}, "model")
     torch.manual_seed(0)   # every variant starts from the same weights
     model = build_model(model_cfg, data)
-    cls = METHODS[method]
-    return Trainer(model, cls(method_params(method, params), model=model),
-                   TrainConfig(device=device, progress=False, precision=precision))
+    return Trainer(model, cls(parsed, model=model), TrainConfig(device=device, progress=False, precision=precision))
 
 
 def train_step(trainer: Trainer, batch: dict) -> None:
-    """The trainer's step (forward, the method's loss, backward, its hook, the optimizer), without
-    the bookkeeping."""
-    with trainer.autocast():
-        output = trainer.model(batch)
-        total = sum(trainer.method.loss(trainer.model, batch, output).values())
-    trainer.optimizer.zero_grad(set_to_none=True)
-    total.backward()
-    trainer.method.after_backward(trainer.model, batch, output)
-    trainer.optimizer.step()
+    """The trainer's own step (`Trainer.step`, which `fit` runs): forward, the method's loss, the
+    finiteness check, its backward and after-backward hooks, the optimizer."""
+    trainer.step(batch, 0)
 
 
 class PeakMemory:

@@ -41,7 +41,7 @@ def run_config(dataset: str, method: str, root: Path):
 def profile_epoch(config, epochs: int, top: int = 0) -> dict[str, float]:
     data = load_dataset(config.data.name, config.data.params)
     torch.manual_seed(config.seed)
-    model = build_model(config.model, data)
+    model = build_model(config.model, data)   # config from a study: check_run set its fusion head
     method = METHODS[config.method.name](method_params(config.method.name, config.method.params), model=model)
     trainer = Trainer(model, method, config.train, seed=config.seed, task=data.task)
     steps = len(data.splits["train"]["label"]) // config.train.batch_size
@@ -49,18 +49,18 @@ def profile_epoch(config, epochs: int, top: int = 0) -> dict[str, float]:
     for epoch in range(epochs):
         phases = dict.fromkeys(["data", "forward", "loss", "backward", "optimizer"], 0.0)
         model.train()
-        method.on_epoch_start(epoch, trainer, data)
+        method.on_epoch_start(trainer.epoch_state(data, epoch))
         clock = time.perf_counter()
         for step, batch in enumerate(data.loader("train", config.train.batch_size, epoch, config.seed)):
             batch = {k: v.to(trainer.device) for k, v in batch.items()}
             now = time.perf_counter(); phases["data"] += now - clock; clock = now
             output = model(batch)
             now = time.perf_counter(); phases["forward"] += now - clock; clock = now
-            total = sum(method.loss(model, batch, output).values())
-            bool(torch.isfinite(total))
+            terms = method.loss(model, batch, output)
+            bool(torch.isfinite(sum(terms.values())))
             now = time.perf_counter(); phases["loss"] += now - clock; clock = now
             trainer.optimizer.zero_grad(set_to_none=True)
-            total.backward()
+            method.backward(terms, model)
             method.after_backward(model, batch, output)
             now = time.perf_counter(); phases["backward"] += now - clock; clock = now
             trainer.set_lr(epoch * steps + step)
@@ -79,7 +79,7 @@ def profile_epoch(config, epochs: int, top: int = 0) -> dict[str, float]:
             batch = next(iter(data.loader("train", config.train.batch_size, 0, config.seed)))
             for _ in range(5):
                 output = model(batch)
-                sum(method.loss(model, batch, output).values()).backward()
+                method.backward(method.loss(model, batch, output), model)
                 trainer.optimizer.step()
         print(f"--- {config.method.name}: torch.profiler, 5 steps")
         print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=top))

@@ -96,8 +96,8 @@ def to_dict(config) -> dict:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Encoders chosen by each modality's input shape (vectors: MLP; spectrograms and images:
-    ResNet-18; frame stacks: ResNet-18 over frames), late linear fusion, one linear head each."""
+    """Encoders by each modality's declared family (vectors: MLP; spectrograms and images:
+    ResNet-18; frame stacks: ResNet-18 over frames), a fusion head, one linear head each."""
     hidden_dim: int = 128      # MLP
     latent_dim: int = 64       # MLP
     layers: int = 2            # MLP hidden layers
@@ -105,6 +105,13 @@ class ModelConfig:
     resnet_width: int = 64     # ResNet-18 base width; 64 is torchvision's ResNet-18
     # Frame stacks: ResNet-18 over the frames (CREMA-D, AVE, UCF) or Video Swin-T (Sth-Sth).
     video_encoder: Literal["resnet18", "swin3d_t"] = "resnet18"
+    # The fusion head: late linear (sum_m W_m z_m + b), MMCosine's cosine logits, ARM's
+    # asymmetric re-fusion, or the scaled sum of the unimodal heads (ReconBoost's ensemble).
+    # A method that needs another head sets it (Method.model_overrides), so the run's config
+    # names the head and a saved model rebuilds from the config alone.
+    fusion: Literal["linear", "cosine", "arm", "unimodal_sum"] = "linear"
+    cosine_scale: float = 10.0   # fusion cosine: s, the cosine logits' scale (MMCosine's default)
+    boost_rate: float = 1.0      # fusion unimodal_sum: the ensemble's rate (ReconBoost)
 
     def __post_init__(self):
         check(self.hidden_dim >= 1, "model.hidden_dim", self.hidden_dim, "an integer >= 1")
@@ -112,6 +119,8 @@ class ModelConfig:
         check(self.layers >= 1, "model.layers", self.layers, "an integer >= 1")
         check(0 <= self.dropout < 1, "model.dropout", self.dropout, "a number in [0, 1)")
         check(self.resnet_width >= 1, "model.resnet_width", self.resnet_width, "an integer >= 1")
+        check(self.cosine_scale > 0, "model.cosine_scale", self.cosine_scale, "a scale > 0")
+        check(self.boost_rate > 0, "model.boost_rate", self.boost_rate, "a rate > 0")
 
 
 @dataclass(frozen=True)

@@ -152,7 +152,7 @@ def model_contributions(model, data: TensorSplits, split: str = "test", *, seed:
                         batch_size: int = 256, device="cpu") -> dict[str, float]:
     """`modality_contributions` of a trained model at the latent level: the split is encoded once
     (in batches), then the fused logits of every perturbed set of latents come from the model's
-    own fusion path (`model.head`, so a method's installed fusion head, e.g. MMCosine's or ARM's,
+    own fusion path (`model.head`, so the fusion head the run's config names, e.g. MMCosine's or ARM's,
     is the one evaluated), in batches of `batch_size` rows. The latents are permuted across the
     whole split, not within batches. Deterministic: torch.Generator seeded with `seed`."""
     was_training = model.training

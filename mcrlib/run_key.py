@@ -19,7 +19,7 @@ import hashlib
 import json
 
 from mcrlib.code_closure import source_digest
-from mcrlib.config import RunConfig, to_dict
+from mcrlib.config import ConfigError, ModelConfig, RunConfig, from_dict, to_dict
 from mcrlib.data.registry import DATASETS, data_identity, dataset_modalities, dataset_params
 from mcrlib.methods.base import METHODS, method_params
 
@@ -28,10 +28,18 @@ RUN_LAYER = "mcrlib.runs"
 
 def check_run(config: RunConfig) -> RunConfig:
     """Validate the method's and the dataset's names and params (a ConfigError naming the key
-    otherwise); returns `config`."""
+    otherwise); returns `config` with the model fields its method needs (its fusion head) set."""
     params = method_params(config.method.name, config.method.params)
     data_params = dataset_params(config.data.name, config.data.params)
-    METHODS[config.method.name].modalities(params, DATASETS[config.data.name].modalities(data_params))
+    method_cls, spec = METHODS[config.method.name], DATASETS[config.data.name]
+    modalities = method_cls.modalities(params, spec.modalities(data_params))
+    reason = method_cls.unsupported(params, spec.task, modalities)
+    if reason:
+        raise ConfigError(f"method.name={config.method.name!r} cannot run on data.name={config.data.name!r} "
+                          f"({spec.task}, modalities {list(modalities)}): {reason}")
+    overrides = method_cls.model_overrides(params)
+    if overrides:
+        config = dataclasses.replace(config, model=from_dict(ModelConfig, {**to_dict(config.model), **overrides}, "model"))
     return config
 
 
@@ -57,6 +65,7 @@ def required_runs(config: RunConfig) -> dict:
 
 def key_material(config: RunConfig) -> dict:
     """Everything the key hashes, as JSON-ready data (shown by `mcr-run --explain-key`)."""
+    config = check_run(config)
     record = to_dict(filled(config))
     record["data"] = data_identity(config.data.name, config.data.params)
     return {"config": record,
@@ -67,3 +76,11 @@ def key_material(config: RunConfig) -> dict:
 def run_key(config: RunConfig) -> str:
     text = json.dumps(key_material(config), sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def unsupported_reason(config: RunConfig) -> str | None:
+    """Why `config`'s method cannot run on its dataset (studies skip such a pair); None if it can."""
+    params = method_params(config.method.name, config.method.params)
+    spec = DATASETS[config.data.name]
+    modalities = METHODS[config.method.name].modalities(params, spec.modalities(dataset_params(config.data.name, config.data.params)))
+    return METHODS[config.method.name].unsupported(params, spec.task, modalities)

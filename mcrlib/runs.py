@@ -11,6 +11,7 @@ written every epoch; a killed run restarted with the same config resumes from it
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import zipfile
@@ -25,9 +26,8 @@ from mcrlib.data import load_dataset
 from mcrlib.evaluation import head_metrics
 from mcrlib.features import FeatureRecorder
 from mcrlib.methods import METHODS, method_params
-from mcrlib.methods.ensemble import combine
 from mcrlib.models import build_model
-from mcrlib.run_key import check_run, run_key
+from mcrlib.run_key import check_run, required_runs, run_key
 from mcrlib.train import Trainer
 
 DEFAULT_CACHE = Path(os.environ.get("MCR_RUN_CACHE", ".mcr-cache/runs"))
@@ -49,7 +49,7 @@ def load_result(path: Path) -> RunResult:
     """A complete cache entry; an unreadable or incomplete one raises (the caller retrains)."""
     record = json.loads((path / "result.json").read_text())
     predictions = torch.load(path / "predictions.pt", weights_only=True)
-    if not METHODS[record["config"]["method"]["name"]].composite and not zipfile.is_zipfile(path / "model.pt"):
+    if METHODS[record["config"]["method"]["name"]].trains and not zipfile.is_zipfile(path / "model.pt"):
         raise ValueError("model.pt is missing or not a torch archive")
     return RunResult(**record, predictions=predictions, path=path)
 
@@ -60,32 +60,36 @@ def _save(result: RunResult, path: Path) -> None:
     write_text(json.dumps(record, indent=1), path / "result.json")
 
 
-def _load_pretrained_encoders(model, members: dict, cache_dir) -> None:
-    """Each encoder from its unimodal run, read through the run cache (trained there first if
-    it is not cached yet, visibly, as the same run the ensemble and the tables use)."""
-    for modality, member in members.items():
-        prefix = f"encoders.{modality}."
-        state = run(member, cache_dir).model_state()
-        model.encoders[modality].load_state_dict(
-            {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
+@contextlib.contextmanager
+def _one_thread_on_cpu(device: torch.device):
+    """A CPU run trains on one thread: with more, float reductions change order with the thread
+    count, and a run's numbers would depend on the machine's cores and on whether the sweep ran
+    it in-process or in a worker, which its key does not (and should not) cover."""
+    if device.type != "cpu":
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
-def _train(config: RunConfig, path: Path, data, cache_dir) -> RunResult:
+def _train(config: RunConfig, path: Path, data, runs: dict) -> RunResult:
     params = method_params(config.method.name, config.method.params)
     method_cls = METHODS[config.method.name]
     modalities = method_cls.modalities(params, data.modalities)
-    members = method_cls.pretrained_encoders(config, modalities)
-    for member in members.values():  # before seeding: the members may have to train first
-        run(member, cache_dir)
     torch.manual_seed(config.seed)
     model = build_model(config.model, data, modalities)
-    _load_pretrained_encoders(model, members, cache_dir)
+    method_cls.initialise(model, runs)
     method = method_cls(params, model=model, task=data.task)
-    callbacks = [FeatureRecorder(data, path / "features", config.record_features)] if config.record_features else []
     trainer = Trainer(model, method, config.train, seed=config.seed, task=data.task,
-                      checkpoint_path=path / "checkpoint.pt", callbacks=callbacks,
-                      description=f"{config.method.name} seed {config.seed}")
-    fit = trainer.fit(data)
+                      checkpoint_path=path / "checkpoint.pt", description=f"{config.method.name} seed {config.seed}")
+    if config.record_features:
+        trainer.add_callback("on_epoch_end", FeatureRecorder(data, path / "features", config.record_features))
+    with _one_thread_on_cpu(trainer.device):
+        fit = trainer.fit(data)
     save_torch(fit.best_state, path / "model.pt")
     metrics = {"best_epoch": fit.best_epoch, "epochs": len(fit.history), "stopped_early": fit.stopped_early}
     heads = ["fused", *model.modalities]
@@ -103,41 +107,11 @@ def _train(config: RunConfig, path: Path, data, cache_dir) -> RunResult:
                      predictions=fit.predictions)
 
 
-def _compose_ensemble(config: RunConfig, data, cache_dir) -> RunResult:
-    params = method_params(config.method.name, config.method.params)
-    members = {m: run(c, cache_dir) for m, c in METHODS["ensemble"].member_configs(config, data.modalities).items()}
-    predictions, metrics = {}, {}
-    for split in ("val", "test"):
-        first = next(iter(members.values())).predictions[split]
-        logits = {m: r.predictions[split]["fused"] for m, r in members.items()}
-        preds = {k: v for k, v in first.items() if k in ("label", "group")}
-        preds.update(logits, fused=combine(list(logits.values()), params.combine))
-        predictions[split] = preds
-        metrics.update({f"{split}_{k}": v for k, v in
-                        head_metrics(preds, ["fused", *logits], data.task).items()})
-        other = "probabilities" if params.combine == "standardised_logits" else "standardised_logits"
-        alt = {"label": preds["label"], "fused": combine(list(logits.values()), other)}
-        metrics[f"{split}_acc_fused_{other}"] = head_metrics(alt, ["fused"], data.task).get("acc_fused")
-    if data.task == "classification":
-        # Contributions at the logit level: each member's test logits stand in for a latent. A
-        # member's raw logits are permuted (one randperm over the whole test split) or replaced by
-        # zeros, then combined as above. For standardised_logits this permutes / zeroes its
-        # standardised logits exactly (a row permutation keeps the global mean and std, and
-        # standardise(0) = 0); for probabilities a zeroed member contributes the uniform distribution.
-        from mcrlib.evaluation import modality_contributions
-        test = predictions["test"]
-        contributions = modality_contributions(
-            lambda parts: combine([parts[m] for m in members], params.combine),
-            {m: test[m] for m in members}, test["label"], generator=torch.Generator().manual_seed(config.seed))
-        metrics.update({f"test_{k}": v for k, v in contributions.items()})
-    return RunResult(config=to_dict(config), metrics=metrics, predictions=predictions)
-
-
 def run(config: RunConfig | dict, cache_dir: str | Path | None = None) -> RunResult:
     """Train (or load from the cache) the run described by `config`."""
     if not isinstance(config, RunConfig):
         config = from_dict(RunConfig, config)
-    check_run(config)
+    config = check_run(config)
     cache_dir = Path(cache_dir or DEFAULT_CACHE)
     path = cache_dir / run_key(config)
     if (path / "result.json").exists():
@@ -145,13 +119,17 @@ def run(config: RunConfig | dict, cache_dir: str | Path | None = None) -> RunRes
             return load_result(path)
         except Exception as err:  # a corrupt record is reported and recomputed, never used
             print(f"[mcrlib] recomputing run {path.name}: its record is unreadable ({err})")
+    # The runs this one is built from, as its method declares them (trained first if not cached,
+    # visibly, as the same runs the tables use), before seeding.
+    runs = {role: run(c, cache_dir) for role, c in required_runs(config).items()}
     data = load_dataset(config.data.name, config.data.params)
     method_cls = METHODS[config.method.name]
     path.mkdir(parents=True, exist_ok=True)
-    if method_cls.composite:
-        result = _compose_ensemble(config, data, cache_dir)
+    if method_cls.trains:
+        result = _train(config, path, data, runs)
     else:
-        result = _train(config, path, data, cache_dir)
+        predictions, metrics = method_cls.compose(config, runs, data)
+        result = RunResult(config=to_dict(config), metrics=metrics, predictions=predictions)
     _save(result, path)
     (path / "checkpoint.pt").unlink(missing_ok=True)
     result.path = path

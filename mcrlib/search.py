@@ -52,14 +52,14 @@ class SearchConfig:
 
 
 def select(search: SearchConfig, methods, cells, make_config: Callable, cache_dir, workers: int = 1,
-           desc: str = "search"):
+           desc: str = "search", include: Callable = lambda method, cell: True):
     """Run every trial of every searched method in every cell on the search seeds.
 
     `make_config(method, cell, seed, overrides)` builds a RunConfig. Returns
     ({(method, cell): chosen overrides}, DataFrame of all trials with their validation accuracy).
     """
     labelled = [((m, cell, i, seed), make_config(m, cell, seed, trial))
-                for m in methods if m in search.grid for cell in cells
+                for m in methods if m in search.grid for cell in cells if include(m, cell)
                 for i, trial in enumerate(search.trials(m, cell)) for seed in search.seeds]
     results = run_all([c for _, c in labelled], cache_dir, workers, desc=desc)
     rows = [{"method": m, "cell": cell, "trial": i, "seed": seed, **search.trials(m, cell)[i],

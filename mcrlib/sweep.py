@@ -10,7 +10,7 @@ import torch
 from tqdm.auto import tqdm
 
 from mcrlib.config import RunConfig
-from mcrlib.methods import METHODS
+from mcrlib.run_key import required_runs
 from mcrlib.runs import RunResult, run
 
 
@@ -34,10 +34,11 @@ def _finished(indices, configs, cache_dir, workers):
 
 def run_all(configs: Sequence[RunConfig], cache_dir: str | Path, workers: int = 1,
             desc: str = "runs") -> list[RunResult]:
-    """Results in the order of `configs`. Runs that read unimodal runs (ensembles, Uni-Pre)
-    go in a second phase, so the unimodal runs are trained once, in the first."""
+    """Results in the order of `configs`. Runs built from other runs (their method's
+    `required_runs`: ensembles, Uni-Pre, MCR's init_from_unimodal) go in a second phase, so the
+    runs they need are trained once, in the first."""
     cache_dir = Path(cache_dir)
-    dependent = [METHODS[c.method.name].uses_unimodal_runs for c in configs]
+    dependent = [bool(required_runs(c)) for c in configs]
     phases = [[i for i, d in enumerate(dependent) if not d], [i for i, d in enumerate(dependent) if d]]
     results: list[RunResult | None] = [None] * len(configs)
     with tqdm(total=len(configs), desc=desc) as bar:

@@ -1,8 +1,11 @@
 """The one training loop: fit, evaluate, early stopping, checkpoint and resume.
 
-The Trainer knows nothing about any method's internals (it calls the Method's hooks), about
-DVC or about notebooks. Extra per-epoch work (e.g. recording features for linear probes) plugs
-in as callbacks: `callback(trainer, epoch, record)` after each epoch's evaluation.
+The Trainer knows nothing about any method's internals (it calls the Method's hooks: `loss`,
+`backward`, `after_backward`, `on_epoch_start` / `on_epoch_end` with an EpochState), about DVC or
+about notebooks. Extra per-epoch work plugs in as callbacks, as in minGPT's trainer:
+`trainer.add_callback("on_epoch_end", fn)`, `fn(trainer, epoch, record)` after each epoch's
+validation; a callback may add to the record (the test split's metrics for Figure 6's curves,
+`evaluate_each_epoch("test")`) or save things (the features of mcrlib.features.FeatureRecorder).
 """
 from __future__ import annotations
 
@@ -20,6 +23,9 @@ from mcrlib.augment import augment_frames
 from mcrlib.config import ConfigError, TrainConfig
 from mcrlib.data.tensors import TensorSplits
 from mcrlib.evaluation import head_metrics, predict
+from mcrlib.methods.base import EpochState
+
+EVENTS = ("on_epoch_end",)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -63,7 +69,9 @@ class Trainer:
         self.method = method.to(self.device)
         self.cfg, self.seed, self.task = cfg, seed, task
         self.checkpoint_path = Path(checkpoint_path) if checkpoint_path else None
-        self.callbacks = list(callbacks)
+        self.callbacks: dict[str, list] = {event: [] for event in EVENTS}
+        for fn in callbacks:   # shorthand: on_epoch_end callbacks
+            self.add_callback("on_epoch_end", fn)
         self.description = description
         opt_cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
         groups = method.param_groups(self.model)
@@ -76,6 +84,16 @@ class Trainer:
         # fused: one kernel for all parameters instead of a Python loop over them (CPU and CUDA)
         self.optimizer = opt_cls(groups, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
         self.schedule = None
+
+    def add_callback(self, event: str, fn) -> None:
+        """Run `fn(trainer, epoch, record)` at `event` (one of EVENTS)."""
+        if event not in self.callbacks:
+            raise ValueError(f"unknown trainer event {event!r}: expected one of {list(self.callbacks)}")
+        self.callbacks[event].append(fn)
+
+    def _trigger(self, event: str, *args) -> None:
+        for fn in self.callbacks[event]:
+            fn(self, *args)
 
     def autocast(self):
         """bf16 autocast for the forward pass and the losses (train.precision), else nothing."""
@@ -109,40 +127,58 @@ class Trainer:
 
     # ---- one epoch -----------------------------------------------------------------------
     def set_lr(self, step: int) -> None:
-        factor = self.schedule(step)
+        # No schedule outside `fit` (the cost benchmark's steps): every group at its base rate.
+        factor = self.schedule(step) if self.schedule is not None else 1.0
         for group in self.optimizer.param_groups:
             group["lr"] = group["base_lr"] * group["lr_scale"] * factor
+
+    def epoch_state(self, data: TensorSplits, epoch: int, record: dict | None = None) -> EpochState:
+        def loader(split: str):
+            for batch in data.loader(split, self.cfg.batch_size, epoch, self.seed):
+                yield {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+        return EpochState(epoch=epoch, model=self.model, param_groups=self.optimizer.param_groups,
+                          device=self.device, batch_size=self.cfg.batch_size, seed=self.seed,
+                          loader=loader, record=record)
+
+    def step(self, batch: dict, global_step: int) -> dict[str, torch.Tensor]:
+        """One optimisation step on a batch already on the device; returns its detached logs.
+        `fit` runs it, and so does the cost benchmark, which then times the real step."""
+        if self.cfg.augment_frames:
+            batch = augment_frames(batch, self.model.modalities)
+        with self.autocast():
+            output = self.model(batch)
+            terms = self.method.loss(self.model, batch, output)
+        total = sum(terms.values())
+        # The step's one CPU-GPU sync point: a non-finite term makes the total non-finite, and
+        # the optimizer must not step on it. The terms are inspected only when it fails.
+        if not torch.isfinite(total):
+            bad = " and ".join(f"{k!r} is {v.item()}" for k, v in terms.items() if not torch.isfinite(v).all())
+            raise NonFiniteLoss(f"loss term {bad or 'total'} at step {global_step}; "
+                                "lower the learning rate or check the inputs")
+        self.optimizer.zero_grad(set_to_none=True)
+        self.method.backward(terms, self.model)
+        self.method.after_backward(self.model, batch, output)
+        self.set_lr(global_step)
+        self.optimizer.step()
+        logs = {f"loss_{k}": v.detach() for k, v in terms.items()}
+        logs["loss_total"] = total.detach()
+        logs.update(getattr(self.method, "diagnostics", {}))
+        return logs
 
     def _train_epoch(self, data: TensorSplits, epoch: int, steps_per_epoch: int) -> dict[str, float]:
         self.model.train()
         self.method.train()
-        self.method.on_epoch_start(epoch, self, data)  # after train(): a method may freeze parts
+        self.method.on_epoch_start(self.epoch_state(data, epoch))  # after train(): a method may freeze parts
         # Running sums stay on the device as detached tensors and are read once, at the epoch's
         # end: a `.item()` per term per step would make every step wait for the device.
         sums: dict[str, torch.Tensor] = {}
         steps = 0
         for step, batch in enumerate(data.loader("train", self.cfg.batch_size, epoch, self.seed)):
             batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
-            if self.cfg.augment_frames:
-                batch = augment_frames(batch, self.model.modalities)
-            with self.autocast():
-                output = self.model(batch)
-                terms = self.method.loss(self.model, batch, output)
-            total = sum(terms.values())
-            # The step's one CPU-GPU sync point: a non-finite term makes the total non-finite, and
-            # the optimizer must not step on it. The terms are inspected only when it fails.
-            if not torch.isfinite(total):
-                bad = " and ".join(f"{k!r} is {v.item()}" for k, v in terms.items() if not torch.isfinite(v).all())
-                raise NonFiniteLoss(f"loss term {bad or 'total'} at epoch {epoch}, step {step}; "
-                                    "lower the learning rate or check the inputs")
-            self.optimizer.zero_grad(set_to_none=True)
-            total.backward()
-            self.method.after_backward(self.model, batch, output)
-            self.set_lr(epoch * steps_per_epoch + step)
-            self.optimizer.step()
-            logs = {f"loss_{k}": v.detach() for k, v in terms.items()}
-            logs["loss_total"] = total.detach()
-            logs.update(getattr(self.method, "diagnostics", {}))
+            try:
+                logs = self.step(batch, epoch * steps_per_epoch + step)
+            except NonFiniteLoss as err:
+                raise NonFiniteLoss(f"epoch {epoch}: {err}") from None
             for k, v in logs.items():
                 sums[k] = sums[k] + v if k in sums else v
             steps += 1
@@ -162,8 +198,12 @@ class Trainer:
     # ---- the loop ------------------------------------------------------------------------
     def fit(self, data: TensorSplits) -> FitResult:
         cfg = self.cfg
+        if cfg.test_every_epoch and evaluate_each_epoch not in self.callbacks["on_epoch_end"]:
+            # The test split each epoch only for per-epoch curves (Figure 6); selection reads val.
+            self.add_callback("on_epoch_end", evaluate_each_epoch)
         if self.device.type == "cuda":
             data = data.to(self.device)   # resident on the GPU: batches are gathers, not copies
+        self.data = data                  # what is being fit, for callbacks
         steps_per_epoch = len(data.splits["train"]["label"]) // cfg.batch_size
         self.schedule = warmup_cosine(round(cfg.warmup_epochs * steps_per_epoch), cfg.max_epochs * steps_per_epoch)
         start, history, best = self._restore()
@@ -175,10 +215,9 @@ class Trainer:
                 break
             record = {"epoch": epoch, "lr": cfg.lr * self.schedule(epoch * steps_per_epoch),
                       **self._train_epoch(data, epoch, steps_per_epoch)}
-            # The test split each epoch only for per-epoch curves (Figure 6); selection reads val.
-            for split in ("val", "test") if cfg.test_every_epoch else ("val",):
-                record.update({f"{split}_{k}": v for k, v in self.evaluate(data, split)[1].items()})
-            self.method.on_epoch_end(epoch, record, self.optimizer)
+            record.update({f"val_{k}": v for k, v in self.evaluate(data, "val")[1].items()})
+            self.method.on_epoch_end(self.epoch_state(data, epoch, record))
+            self._trigger("on_epoch_end", epoch, record)
             # Validation accuracy (classification) or validation L1 (regression), higher is better.
             score = record["val_acc_fused"] if self.task == "classification" else -record["val_loss_fused"]
             if score > best["score"]:
@@ -187,8 +226,6 @@ class Trainer:
             else:
                 best["bad_epochs"] += 1
             history.append(record)
-            for callback in self.callbacks:
-                callback(self, epoch, record)
             stopped_early = best["bad_epochs"] >= cfg.patience
             if self.checkpoint_path:
                 save_torch(self._state(epoch, history, best), self.checkpoint_path)
@@ -198,3 +235,8 @@ class Trainer:
         predictions = {split: self.evaluate(data, split)[0] for split in ("val", "test")}
         return FitResult(history=history, best_epoch=best["epoch"], best_state=best["state"],
                          stopped_early=stopped_early, predictions=predictions)
+
+
+def evaluate_each_epoch(trainer: Trainer, epoch: int, record: dict) -> None:
+    """Callback: the test split's metrics in each epoch's record (train.test_every_epoch)."""
+    record.update({f"test_{k}": v for k, v in trainer.evaluate(trainer.data, "test")[1].items()})

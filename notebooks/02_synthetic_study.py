@@ -52,7 +52,7 @@ import pandas as pd
 from IPython.display import display
 
 from mcrlib.analysis.plots import lines_with_bands, save_figure
-from mcrlib.analysis.tables import export_table, format_pm, mean_std
+from mcrlib.analysis.tables import export_table, format_pm, mean_std, method_order
 from mcrlib.atomic import atomic_path, write_text
 from mcrlib.studies.grid import save_runs
 from mcrlib.studies.synthetic import load_study, resolve, run_study
@@ -95,16 +95,15 @@ if not trials.empty:
 # ## Figure 1: test accuracy against u1/s (mean ± std over seeds)
 
 # %%
-ORDER = ["unimodal-x1", "unimodal-x2", "ensemble", *[m for m in study.methods if m != "ensemble"]]
-# The methods drawn in the paper's Figure 1; the table below has every method.
-FIGURE = ["unimodal-x1", "unimodal-x2", "ensemble", "joint", "multiloss", "unipre_finetuned", "ogm", "agm", "mlb", "mcr"]
+ORDER = method_order(["unimodal-x1", "unimodal-x2", *study.methods])
+# Figure 1 draws every method of the study (the paper's figure has a subset), in the registry's order.
 STYLES = {"unimodal-x1": {"ls": ":", "color": "0.55"}, "unimodal-x2": {"ls": "--", "color": "0.55"}}
 summary = mean_std(runs, index="method", columns="ratio", value="test_acc")
 caption = (f"Synthetic study, {study.profile} profile: test accuracy (mean ± std over seeds "
            f"{list(study.seeds)}) against u1/s with u2 = {study.unique2}; "
            f"{example.n_train} train / {example.n_val} val / {example.n_test} test samples per run.")
 STYLES["mcr"] = {"lw": 2.5, "color": "black"}
-fig = lines_with_bands(summary, x="ratio", line="method", order=[m for m in FIGURE if m in ORDER],
+fig = lines_with_bands(summary, x="ratio", line="method", order=ORDER,
                        styles=STYLES, logx=True,
                        xlabel="u1 / s  (unique-1 over shared samples)", ylabel="test accuracy",
                        title="Synthetic study (Figure 1, right)")

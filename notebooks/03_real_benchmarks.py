@@ -27,10 +27,10 @@
 profile = "smoke"
 datasets = {'synthetic (smoke)': {'name': 'synthetic', 'params': {'latent_dim': 8, 'input_dim': 64, 'mean_scale': 2.5, 'n_train': 256, 'n_val': 256, 'n_test': 512}}}
 seeds = [0, 1, 2]
-methods = ["ensemble", "joint", "multiloss", "unipre_frozen", "unipre_finetuned", "ogm", "agm", "mlb", "mcr"]
+methods = ["ensemble", "joint", "multiloss", "unipre_frozen", "unipre_finetuned", "ogm", "agm", "mlb", "mmpareto", "reconboost", "dnr", "mcr"]
 model = {"hidden_dim": 32, "latent_dim": 16}
 train = {"max_epochs": 6, "batch_size": 32, "patience": 6, "progress": False}
-method_params = {"mcr": {"copies": 8}}
+method_params = {"mcr": {"copies": 8}, "reconboost": {"epochs_per_stage": 1, "correct_epochs": 1}, "dnr": {"reinit_epoch": 2}}
 search = {"seeds": [0], "grid": {}}
 workers = 1
 results_dir = "../results/smoke/benchmarks"
@@ -44,7 +44,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 
 from mcrlib.analysis.plots import save_figure
-from mcrlib.analysis.tables import export_table, format_pm, mean_std
+from mcrlib.analysis.tables import display_names, export_table, format_pm, mean_std, method_order
 from mcrlib.atomic import write_text
 from mcrlib.studies.benchmarks import gain_over_ensemble, load_study, resolve_datasets, run_study
 from mcrlib.studies.grid import save_runs
@@ -64,15 +64,16 @@ print(f"profile {study.profile}: datasets {list(study.datasets)}, seeds {list(st
 # %%
 runs, trials = run_study(study, cache_dir)
 save_runs(runs, trials, results_dir)
+# A method that cannot run on a dataset (its task or modalities) is skipped there: "—" in the tables.
+skipped = {f"{m} on {d}": study.skipped(m, d) for d in study.datasets for m in study.methods if not study.runs_on(m, d)}
+print("skipped:", skipped or "none")
 runs.head()
 
 # %% [markdown]
-# ## Table 1 layout: unimodals, ensemble, joint, multi-loss, OGM, AGM, MLB, Uni-Pre, MCR
+# ## Table 1 layout: the unimodal models, then every method in the registry's order
 
 # %%
-TABLE_ORDER = [m for m in runs["method"].unique() if m.startswith("unimodal")] + [
-    "ensemble", "joint", "multiloss", "ogm", "agm", "mlb", "mslr", "pmr", "mmcosine", "arm",
-    "unipre_frozen", "unipre_finetuned", "mcr"]
+TABLE_ORDER = method_order(runs["method"])
 caption = (f"Test accuracy (%), mean ± std over seeds {list(study.seeds)}, {study.profile} profile; "
            "each column a dataset")
 table = format_pm(mean_std(runs, index="method", columns="dataset", value="test_acc"),
@@ -94,7 +95,7 @@ for ax, dataset in zip(axes[0], study.datasets):
     colors = ["black" if m == "mcr" else "tab:blue" for m in order]
     ax.bar(range(len(order)), part["mean"] * 100, yerr=part["std"].fillna(0) * 100, color=colors, capsize=3)
     ax.axhline(0, color="0.3", lw=0.8)
-    ax.set_xticks(range(len(order)), order, rotation=60, ha="right")
+    ax.set_xticks(range(len(order)), display_names(order), rotation=60, ha="right")
     ax.set(title=dataset, ylabel="accuracy − Ensemble (points)")
 fig.suptitle(f"Figure 4: gain over the Ensemble ({study.profile} profile, seeds {list(study.seeds)})", fontsize=10)
 fig.tight_layout()

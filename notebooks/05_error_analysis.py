@@ -58,7 +58,7 @@ import pandas as pd
 from mcrlib.analysis.errors import error_frame, generator_frame, plot_error_matrices, summarise
 from mcrlib.analysis.plots import save_figure
 from mcrlib.analysis.robustness import dominant_modality, plot_drops, robustness_frame
-from mcrlib.analysis.tables import export_table, format_pm, mean_std
+from mcrlib.analysis.tables import export_table, format_pm, mean_std, method_order
 from mcrlib.atomic import atomic_path, write_text
 from mcrlib.studies import benchmarks as benchmark_study
 from mcrlib.studies import synthetic as synthetic_study
@@ -91,9 +91,7 @@ runs = pd.concat(runs, ignore_index=True)
 unimodal = runs[runs["method"].str.startswith("unimodal-")]
 MODALITIES = {c: tuple(part["method"].str.removeprefix("unimodal-").unique()) for c, part in unimodal.groupby("cell", sort=False)}
 CELLS = {name: list(runs.loc[runs.study == name, "cell"].unique()) for name in STUDIES}
-ORDER = ["ensemble", "joint", "multiloss", "unipre_frozen", "unipre_finetuned", "ogm", "agm", "mlb", "mslr", "pmr",
-         "mmcosine", "arm", "mcr"]
-ORDER = [m for m in ORDER if m in set(runs["method"])] + sorted(set(runs["method"]) - set(ORDER) - set(unimodal["method"]))
+ORDER = method_order(set(runs["method"]) - set(unimodal["method"]))
 pd.DataFrame({"modalities (1, 2)": MODALITIES}).rename_axis("cell")
 
 # %% [markdown]

@@ -10,14 +10,13 @@ from mcrlib.config import ConfigError, ModelConfig, TrainConfig
 from mcrlib.methods import METHODS, method_params
 from mcrlib.methods.agm import agm_coefficients, mono_modal_logits
 from mcrlib.models import MLPEncoder, MultimodalModel, build_model
+from mcrlib.models.arm_fusion import ARMFusion
 from mcrlib.runs import run
 from mcrlib.train import Trainer
 from functools import partial
 
 from tests.conftest import TINY_RUN, resume_after_kill
 from tests.conftest import model_and_batch as _model_and_batch
-
-
 
 
 model_and_batch = partial(_model_and_batch, first=1)  # AGM's tests name the modalities x1, x2
@@ -118,9 +117,35 @@ def test_large_fusion_head_gradients_trigger_clipping_to_norm_one():
     assert torch.linalg.vector_norm(torch.stack([g.norm() for g in grads])).item() == pytest.approx(1.0, rel=1e-4)
 
 
-def test_needs_two_modalities_and_valid_params():
+def test_clipping_reads_the_heads_weight_gradients_not_its_bias():
+    """The official check reads fc_out.weight's gradient: a large bias gradient alone does not
+    clip, a large weight-gradient element does (then the global norm becomes `clip`)."""
+    def after(bias_grad, weight_grad):
+        model, batch = model_and_batch()
+        method = agm(model, clip=0.5)
+        output = model(batch)
+        F.cross_entropy(output.logits, batch["label"]).backward()
+        with torch.no_grad():
+            for branch in model.fusion.branches:
+                branch.weight.grad.clamp_(-0.1, 0.1)
+            model.fusion.bias.grad.fill_(bias_grad)
+            model.fusion.branches[1].weight.grad[2, 3] = weight_grad
+        method.after_backward(model, batch, output)
+        norm = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in model.parameters() if p.grad is not None]))
+        return method.diagnostics["clipped"], norm.item()
+    clipped, norm = after(bias_grad=5.0, weight_grad=0.0)
+    assert clipped == 0.0 and norm > 5.0
+    clipped, norm = after(bias_grad=0.0, weight_grad=-0.6)
+    assert clipped == 1.0 and norm == pytest.approx(0.5, rel=1e-4)
+
+
+def test_needs_two_modalities_a_linear_head_and_valid_params():
     with pytest.raises(ConfigError, match="at least two modalities"):
         METHODS["agm"].modalities(method_params("agm", {}), ("x1",))
+    model, _ = model_and_batch()
+    model.fusion = ARMFusion(latent_dim=6, n_classes=5)   # mixes the modalities: no linear head
+    with pytest.raises(ConfigError, match="linear fusion head"):
+        agm(model)
     with pytest.raises(ConfigError, match="method.params.alpha"):
         method_params("agm", {"alpha": -1})
 
@@ -134,14 +159,15 @@ def test_trains_two_epochs_via_run_and_is_deterministic(tmp_path):
     assert a.history[-1]["train_c[x1]"] != 1.0
 
 
-
-
 def test_resumed_run_equals_uninterrupted(tiny_data, tmp_path):
     def trainer(checkpoint, callbacks=()):
         torch.manual_seed(0)
         model = build_model(ModelConfig(hidden_dim=16, latent_dim=8), tiny_data)
         cfg = TrainConfig(max_epochs=3, batch_size=32, patience=3, progress=False)
-        return Trainer(model, agm(model), cfg, seed=1, checkpoint_path=checkpoint, callbacks=callbacks)
+        made = Trainer(model, agm(model), cfg, seed=1, checkpoint_path=checkpoint)
+        for fn in callbacks:
+            made.add_callback("on_epoch_end", fn)
+        return made
 
     reference, ref, resumed, again = resume_after_kill(trainer, tiny_data, tmp_path, kill_at=1)
     assert again.history == ref.history

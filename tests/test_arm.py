@@ -10,18 +10,24 @@ from sklearn.metrics import normalized_mutual_info_score
 from mcrlib.config import ConfigError, ModelConfig
 from mcrlib.data import load_dataset
 from mcrlib.methods import method_params
-from mcrlib.methods.arm import ARM, ARMFusion, arm_contributions, normalized_cmi, normalized_mi
-from mcrlib.models import build_model
+from mcrlib.methods.arm import ARM, arm_contributions, arm_estimate, normalized_cmi, normalized_mi
+from mcrlib.models import build_fusion, build_model
+from mcrlib.models.arm_fusion import ARMFusion
 from mcrlib.runs import run
 from tests.conftest import TINY_RUN, model_and_batch
 
 T = torch.tensor
 
 
-
-
 def arm(model, task="classification", **params):
     return ARM(method_params("arm", params), model=model, task=task)
+
+
+def arm_model_and_batch(**kwargs):
+    """conftest's model with ARM's head (what model_overrides {"fusion": "arm"} builds)."""
+    model, batch = model_and_batch(**kwargs)
+    model.fusion = ARMFusion(latent_dim=6, n_classes=5)
+    return model, batch
 
 
 def test_nmi_hand_checked():
@@ -90,10 +96,10 @@ def independent_cmi(x, y, z, bins):
 
 
 def test_estimate_from_the_features_as_specified():
-    model, batch = model_and_batch()
+    model, batch = arm_model_and_batch()
     arm(model)
     z = [model.encoders[m](batch[m]).detach() for m in ("x0", "x1")]
-    est = model.fusion.estimate(z, batch["label"])
+    est = arm_estimate(model.fusion, z, batch["label"], nmi_bins=30, cmi_bins=2)
     fusion = model.fusion
     zf = F.linear(torch.cat(z, 1), fusion.fuse.weight, fusion.fuse.bias)
     probs = [F.linear(v, fusion.classifier.weight, fusion.classifier.bias).softmax(-1) for v in (zf, *z)]
@@ -114,7 +120,7 @@ def capture_refusion_input(fusion):
 
 
 def test_lower_contribution_modality_is_amplified_on_the_refusion_input():
-    model, batch = model_and_batch()
+    model, batch = arm_model_and_batch()
     arm(model)
     seen = capture_refusion_input(model.fusion)
     model.fusion.modality_contributions.copy_(T([0.2, 0.05]))   # x1 is the weaker modality
@@ -128,14 +134,17 @@ def test_lower_contribution_modality_is_amplified_on_the_refusion_input():
 
 
 def test_loss_refuses_with_this_batch_contributions_and_eval_uses_the_buffer():
-    model, batch = model_and_batch()
-    method = arm(model)
+    model, batch = arm_model_and_batch()
+    method = arm(model, nmi_bins=7, cmi_bins=3)   # the params' bins reach the estimate
     seen = capture_refusion_input(model.fusion)
     output = model(batch)
     terms = method.loss(model, batch, output)
     z = [output.latents[m].detach() for m in ("x0", "x1")]
-    c = model.fusion.estimate(z, batch["label"])["C"]
+    est = arm_estimate(model.fusion, z, batch["label"], nmi_bins=7, cmi_bins=3)
+    c = est["C"]
+    assert c != pytest.approx(arm_estimate(model.fusion, z, batch["label"])["C"])   # defaults differ
     assert model.fusion.modality_contributions.tolist() == pytest.approx(c)
+    assert method.diagnostics["nmi[x0]"] == est["nmi"][0] and method.diagnostics["ncmi[x1]"] == est["ncmi"][1]
     weak = int(np.argmin(c))
     scales = [c[1] / c[0], c[0] / c[1]]
     assert scales[weak] > 1 > scales[1 - weak]
@@ -149,7 +158,7 @@ def test_loss_refuses_with_this_batch_contributions_and_eval_uses_the_buffer():
 
 
 def test_only_the_refusion_path_is_trained():
-    model, batch = model_and_batch()
+    model, batch = arm_model_and_batch()
     method = arm(model)
     sum(method.loss(model, batch, model(batch)).values()).backward()
     fusion = model.fusion
@@ -166,9 +175,14 @@ def test_rejects_what_it_cannot_do():
     with pytest.raises(ConfigError, match="equal latent widths"):
         arm(model_and_batch(dims=(6, 4))[0])
     with pytest.raises(ConfigError, match="classification only"):
-        arm(model_and_batch()[0], task="regression")
+        arm(arm_model_and_batch()[0], task="regression")
+    with pytest.raises(ConfigError, match="model.fusion='arm'"):   # built without its overrides
+        arm(model_and_batch()[0])
     with pytest.raises(ConfigError, match="cmi_bins"):
         method_params("arm", {"cmi_bins": 1})
+    # the model layer refuses the head for unequal widths too, before any method exists
+    with pytest.raises(ConfigError, match="equal latent width"):
+        build_fusion(ModelConfig(**ARM.model_overrides(method_params("arm", {}))), [6, 4], 5)
 
 
 def test_trains_two_epochs_deterministically(tmp_path):
@@ -179,10 +193,11 @@ def test_trains_two_epochs_deterministically(tmp_path):
     assert torch.equal(a.predictions["test"]["fused"], b.predictions["test"]["fused"])
     h = a.history[0]
     assert h["train_C[x1]"] > 0 and h["train_C[x2]"] > 0 and 0 < h["train_nmi[x1]"] <= 1
+    assert a.config["model"]["fusion"] == "arm"   # the run's config names the head
     # the fused-feature Linear keeps its initial weights: rebuild the model from the seed
     data = load_dataset("synthetic", TINY_RUN["data"]["params"])
     torch.manual_seed(0)
-    model = build_model(ModelConfig(**TINY_RUN["model"]), data)
+    model = build_model(ModelConfig(**TINY_RUN["model"], fusion="arm"), data)
     arm(model)
     assert isinstance(model.fusion, ARMFusion)
     assert torch.equal(a.model_state()["fusion.fuse.weight"], model.fusion.fuse.weight)

@@ -142,13 +142,14 @@ def test_contributions_leave_the_model_mode_alone():
     assert model.training
 
 
-@pytest.mark.parametrize("name", sorted(n for n, c in METHODS.items() if not c.composite))
+@pytest.mark.parametrize("name", sorted(n for n, c in METHODS.items() if c.trains))
 def test_every_trained_method_builds_a_model_whose_fusion_can_be_evaluated(tiny_data, name):
     params = method_params(name, {})
     cls = METHODS[name]
     torch.manual_seed(0)
-    model = build_model(ModelConfig(hidden_dim=16, latent_dim=8), tiny_data, cls.modalities(params, tiny_data.modalities))
-    cls(params, model=model, task=tiny_data.task)   # installs its own fusion head, if any
+    model = build_model(ModelConfig(hidden_dim=16, latent_dim=8, **cls.model_overrides(params)), tiny_data,
+                        cls.modalities(params, tiny_data.modalities))
+    cls(params, model=model, task=tiny_data.task)
     out = model_contributions(model, tiny_data, seed=0, batch_size=32)
     assert set(out) == {f"contrib_{kind}_{m}" for kind in ("permute", "shapley") for m in model.modalities}
     assert all(math.isfinite(v) and -1 <= v <= 1 for v in out.values())

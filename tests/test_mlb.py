@@ -5,11 +5,10 @@ import torch.nn.functional as F
 
 from mcrlib.config import ConfigError
 from mcrlib.methods import method_params
+from mcrlib.methods.base import EpochState
 from mcrlib.methods.mlb import MLB, mlb_coefficients
 from mcrlib.runs import run
 from tests.conftest import TINY_RUN, model_and_batch
-
-
 
 
 def mlb(model, task="classification", **params):
@@ -87,10 +86,13 @@ def test_scales_the_encoder_and_unimodal_head_weight_only():
 def test_inactive_outside_its_window(epoch, active):
     model, batch = model_and_batch()
     method = mlb(model, alpha=20.0, start_epoch=1, end_epoch=1)
-    method.on_epoch_start(epoch, None, None)
+    method.on_epoch_start(EpochState(epoch=epoch, model=model, param_groups=[], device=torch.device("cpu"),
+                                     batch_size=16, seed=0, loader=lambda split: iter(())))
     output, before = backward(model, method, batch)
     method.after_backward(model, batch, output)
     assert any(not torch.equal(p.grad, before[n]) for n, p in model.named_parameters()) == active
+    if not active:   # the logged coefficients are the applied ones
+        assert method.diagnostics["k[x0]"] == method.diagnostics["k[x1]"] == 1.0
 
 
 def test_three_modalities_and_regression_run_one_modality_is_rejected():

@@ -1,21 +1,28 @@
-"""MMCosine: the installed fusion gives s * cos logits (bounded, scale-free in features and class
-weights, no bias), the model's forward and the optimizer use it, and run() is deterministic."""
+"""MMCosine: its cosine head gives s * cos logits (bounded, scale-free in features and class
+weights, no bias); the method asks for that head through model_overrides, so the run's config
+names it; forward, loss, optimizer and logs use it; run() is deterministic."""
 import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
-from mcrlib.config import ConfigError
+from mcrlib.config import ConfigError, ModelConfig
 from mcrlib.methods import METHODS, method_params
-from mcrlib.methods.mmcosine import CosineFusion, MMCosine  # noqa: F401  (registers "mmcosine")
+from mcrlib.models import build_model
+from mcrlib.models.cosine_fusion import CosineFusion
 from mcrlib.runs import run
 from tests.conftest import TINY_RUN, model_and_batch
 
 
-
-
 def mmcosine(model, **params):
     return METHODS["mmcosine"](method_params("mmcosine", params), model=model)
+
+
+def cosine_model_and_batch(n_modalities=2, scale=10.0):
+    model, batch = model_and_batch(n_modalities=n_modalities)
+    model.fusion = CosineFusion(latent_dims=[6] * n_modalities, n_classes=5, scale=scale)
+    return model, batch
 
 
 def test_cosine_logits_by_hand():
@@ -36,13 +43,13 @@ def test_cosine_logits_by_hand():
 
 
 def test_logits_bounded_by_scale_and_reached_when_aligned():
-    model, batch = model_and_batch(n_modalities=3)
+    model, batch = cosine_model_and_batch(n_modalities=3, scale=4.0)
     mmcosine(model, scale=4.0)
     with torch.no_grad():
         for branch in model.fusion.branches:
             branch.weight.mul_(1000)  # large weights: a linear head would leave the bound far behind
         out = model(batch)
-    parts = model.fusion.contributions([out.latents[m] for m in model.modalities])
+    parts = list(out.contributions.values())
     assert all(p.abs().max() <= 4.0 + 1e-5 for p in parts)
     assert out.logits.abs().max() <= 3 * 4.0 + 1e-5
     torch.testing.assert_close(out.logits, sum(parts))
@@ -52,7 +59,7 @@ def test_logits_bounded_by_scale_and_reached_when_aligned():
 
 
 def test_scaling_features_or_class_weights_leaves_logits_unchanged():
-    model, batch = model_and_batch()
+    model, batch = cosine_model_and_batch()
     mmcosine(model)
     with torch.no_grad():
         z = [model(batch).latents[m] for m in model.modalities]
@@ -64,35 +71,52 @@ def test_scaling_features_or_class_weights_leaves_logits_unchanged():
         torch.testing.assert_close(model.fusion(z), before)
 
 
-def test_installed_fusion_drives_forward_loss_and_optimizer():
-    model, batch = model_and_batch()
-    method = mmcosine(model)
-    assert isinstance(model.fusion, CosineFusion) and model.fusion.scale == 10.0
+def test_model_overrides_build_the_head_that_drives_forward_loss_optimizer_and_logs(tiny_data):
+    params = method_params("mmcosine", {"scale": 4.0})
+    overrides = METHODS["mmcosine"].model_overrides(params)
+    assert overrides == {"fusion": "cosine", "cosine_scale": 4.0}
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(hidden_dim=16, latent_dim=8, **overrides), tiny_data)
+    method = METHODS["mmcosine"](params, model=model)
+    assert isinstance(model.fusion, CosineFusion) and model.fusion.scale == 4.0
+    batch = {k: v[:16] for k, v in tiny_data.splits["train"].items()}
     out = model(batch)
-    expected = sum(model.fusion.contributions([out.latents[m] for m in model.modalities]))
-    torch.testing.assert_close(out.logits, expected)
+    z = {m: F.normalize(out.latents[m], dim=1) for m in model.modalities}
+    by_hand = {m: 4.0 * z[m] @ F.normalize(b.weight, dim=1).T for m, b in zip(model.modalities, model.fusion.branches)}
+    torch.testing.assert_close(out.logits, sum(by_hand.values()))
     terms = method.loss(model, batch, out)
     assert set(terms) == {"task"}
-    assert terms["task"].item() == pytest.approx(torch.nn.functional.cross_entropy(expected, batch["label"]).item())
+    assert terms["task"].item() == pytest.approx(F.cross_entropy(out.logits, batch["label"]).item())
     optimized = {id(p) for g in method.param_groups(model) for p in g["params"]}
     assert all(id(b.weight) in optimized for b in model.fusion.branches)
-    assert set(method.diagnostics) == {"mmcos_logit_y[x0]", "mmcos_logit_y[x1]"}
+    # the code's logged quantity: each modality's mean cosine logit of the true class
+    y = batch["label"][:, None]
+    assert set(method.diagnostics) == {"mmcos_logit_y[x1]", "mmcos_logit_y[x2]"}
+    for m in model.modalities:
+        assert method.diagnostics[f"mmcos_logit_y[{m}]"].item() == pytest.approx(by_hand[m].gather(1, y).mean().item(), rel=1e-6)
 
 
-def test_param_checks_and_classification_only():
+def test_param_checks_classification_only_and_its_own_head():
     with pytest.raises(ConfigError, match="scale"):
         method_params("mmcosine", {"scale": 0})
     model, _ = model_and_batch(n_classes=1)
     with pytest.raises(ConfigError, match="classification"):
         METHODS["mmcosine"](method_params("mmcosine", {}), model=model, task="regression")
+    # built without its model_overrides it would silently be joint training: refused
+    with pytest.raises(ConfigError, match="model.fusion='cosine'"):
+        mmcosine(model_and_batch()[0])
+    with pytest.raises(ConfigError, match="scale 10.0"):
+        mmcosine(cosine_model_and_batch(scale=10.0)[0], scale=4.0)
 
 
 def test_trains_two_epochs_deterministically(tmp_path):
     config = {**TINY_RUN, "train": {**TINY_RUN["train"], "max_epochs": 2},
-              "method": {"name": "mmcosine", "params": {"scale": 10.0}}}
+              "method": {"name": "mmcosine", "params": {"scale": 4.0}}}
     a, b = run(config, tmp_path / "a"), run(config, tmp_path / "b")
     assert len(a.history) == 2 and a.history == b.history
     assert torch.equal(a.predictions["test"]["fused"], b.predictions["test"]["fused"])
-    # The saved predictions are the cosine logits: at most M * s in magnitude.
-    assert a.predictions["test"]["fused"].abs().max() <= 2 * 10.0 + 1e-4
+    # The run's config names the head, and the saved predictions are its logits: <= M * s.
+    assert a.config["model"]["fusion"] == "cosine" and a.config["model"]["cosine_scale"] == 4.0
+    assert a.predictions["test"]["fused"].abs().max() <= 2 * 4.0 + 1e-4
     assert all(math.isfinite(h["train_loss_task"]) for h in a.history)
+    assert all(-4.0 <= h["train_mmcos_logit_y[x1]"] <= 4.0 for h in a.history)

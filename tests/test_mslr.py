@@ -3,11 +3,12 @@ per-modality learning rates under Adam (through the groups' lr_scale), resume, r
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from mcrlib.config import ConfigError, ModelConfig, TrainConfig
 from mcrlib.methods import METHODS, method_params
-from mcrlib.methods.mslr import MSLR  # noqa: F401  (registers "mslr")
-from mcrlib.models import build_model
+from mcrlib.methods.mslr import MSLR
+from mcrlib.models import MultimodalModel, build_model
 from mcrlib.runs import run
 from mcrlib.train import Trainer, warmup_cosine
 from tests.conftest import TINY_RUN, resume_after_kill
@@ -20,6 +21,10 @@ def mslr(model, **params):
 def model_for(data):
     torch.manual_seed(0)
     return build_model(ModelConfig(hidden_dim=16, latent_dim=8), data)
+
+
+def test_class_attributes():
+    assert MSLR.trains and MSLR.rank == 70 and MSLR.display == "MSLR"
 
 
 def test_multipliers_follow_validation_accuracy_over_the_last_k_epochs(tiny_data):
@@ -46,7 +51,7 @@ def test_under_adam_each_encoder_group_really_steps_with_its_own_learning_rate(t
     assert [g["modality"] for g in groups] == [None, "x1", "x2"]
     assert {id(p) for p in groups[1]["params"]} == {id(p) for p in model.encoders["x1"].parameters()}
     trainer.schedule = warmup_cosine(0, 8)  # as fit()
-    method.on_epoch_start(0, trainer, tiny_data)
+    method.on_epoch_start(trainer.epoch_state(tiny_data, 0))
     seen = []
     trainer.optimizer.register_step_pre_hook(lambda opt, *_: seen.append([g["lr"] for g in opt.param_groups]))
     batches = iter(tiny_data.loader("train", 32))
@@ -82,7 +87,9 @@ def test_fit_rescales_with_the_sliced_accuracy_of_the_previous_epochs_model(tiny
             after_epoch.append([((b(z[m]) + f.bias / 2).argmax(-1) == y).float().mean().item()
                                 for b, m in zip(f.branches, ("x1", "x2"))])
     cfg = TrainConfig(max_epochs=4, patience=4, batch_size=32, progress=False)
-    history = Trainer(model, method, cfg, callbacks=[sliced_accuracy]).fit(tiny_data).history
+    trainer = Trainer(model, method, cfg)
+    trainer.add_callback("on_epoch_end", sliced_accuracy)
+    history = trainer.fit(tiny_data).history
     for e in (1, 2, 3):
         assert [history[e][f"train_val_acc_sliced[{m}]"] for m in ("x1", "x2")] == pytest.approx(after_epoch[e - 1])
     for e in (0, 1):  # no K = 1 earlier epoch in memory yet
@@ -98,7 +105,10 @@ def test_resumed_run_equals_uninterrupted(tiny_data, tmp_path):
     def trainer(checkpoint, callbacks=()):
         model = model_for(tiny_data)
         cfg = TrainConfig(max_epochs=4, batch_size=32, patience=4, progress=False)
-        return Trainer(model, mslr(model, window=1), cfg, seed=2, checkpoint_path=checkpoint, callbacks=callbacks)
+        trainer = Trainer(model, mslr(model, window=1), cfg, seed=2, checkpoint_path=checkpoint)
+        for callback in callbacks:
+            trainer.add_callback("on_epoch_end", callback)
+        return trainer
 
     reference, ref, resumed, again = resume_after_kill(trainer, tiny_data, tmp_path, kill_at=2)
     assert again.history == ref.history
@@ -138,3 +148,57 @@ def test_regression_rescales_by_the_inverse_mae_ratio(tiny_data):
     cfg = TrainConfig(max_epochs=2, patience=2, batch_size=32, progress=False)
     history = Trainer(model, method, cfg, task="regression").fit(data).history
     assert history[1]["train_val_mae_sliced[x1]"] > 0
+
+
+class Identity(nn.Module):
+    out_dim = 2
+
+    def forward(self, x):
+        return x
+
+
+def identity_model(n_classes, branches, bias, fusion=None):
+    model = MultimodalModel(encoders={"x1": Identity(), "x2": Identity()}, n_classes=n_classes, fusion=fusion)
+    if fusion is None:
+        with torch.no_grad():
+            for branch, weight in zip(model.fusion.branches, branches):
+                branch.weight.copy_(weight)
+            model.fusion.bias.copy_(bias)
+    return model
+
+
+def test_sliced_metric_reads_each_modality_share_of_the_fused_logits():
+    """f_m = W_m z_m + b/M by hand: identity encoders, W_1 = I, W_2 = -I, b = (0, 3), b/M = (0, 1.5)."""
+    model = identity_model(2, [torch.eye(2), -torch.eye(2)], torch.tensor([0., 3.]))
+    method = mslr(model)
+    x, y = torch.tensor([[4., 0.], [0., 1.], [2., 0.], [0., 4.]]), torch.tensor([0, 1, 0, 0])
+    batches = [{"x1": x[:3], "x2": x[:3], "label": y[:3]}, {"x1": x[3:], "x2": x[3:], "label": y[3:]}]
+    # f_1 = x + (0, 1.5): (4, 1.5) (0, 2.5) (2, 1.5) (0, 5.5) -> classes 0 1 0 1: 3/4 right
+    #   (with all of b, row 2's (2, 3) would be wrong: 2/4).
+    # f_2 = -x + (0, 1.5): (-4, 1.5) (0, 0.5) (-2, 1.5) (0, -2.5) -> 1 1 1 0: 2/4 right
+    #   (without b, -x: 1 0 1 0, 1/4). The whole head, (0, 3) on every row, gets 1/4.
+    model.train()
+    torch.testing.assert_close(method.sliced_metric(model, batches), torch.tensor([0.75, 0.5], dtype=torch.float64))
+    assert model.training  # the mode is restored
+    # Regression: the MAE of each share. W_1 = (1, 0), W_2 = (0, -1), b = 2 (b/M = 1); rows (1, 2),
+    # (3, 0), labels 0, 5: f_1 = 2, 4 -> (2 + 1) / 2; f_2 = -1, 1 -> (1 + 4) / 2.
+    model = identity_model(1, [torch.tensor([[1., 0.]]), torch.tensor([[0., -1.]])], torch.tensor([2.]))
+    method = METHODS["mslr"](method_params("mslr", {"init": [1.0, 1.0]}), model=model, task="regression")
+    x, y = torch.tensor([[1., 2.], [3., 0.]]), torch.tensor([0., 5.])
+    torch.testing.assert_close(method.sliced_metric(model, [{"x1": x, "x2": x, "label": y}]),
+                               torch.tensor([1.5, 2.5], dtype=torch.float64))
+
+
+def test_sliced_metric_needs_a_linear_fusion_head():
+    class Concat(nn.Module):   # mixes the modalities: no per-modality share of the logits
+        def __init__(self):
+            super().__init__()
+            self.layer = nn.Linear(4, 2)
+
+        def forward(self, z):
+            return self.layer(torch.cat(z, -1))
+
+    model = identity_model(2, None, None, fusion=Concat())
+    batch = {"x1": torch.randn(3, 2), "x2": torch.randn(3, 2), "label": torch.tensor([0, 1, 0])}
+    with pytest.raises(ConfigError, match="linear fusion head"):
+        mslr(model).sliced_metric(model, [batch])

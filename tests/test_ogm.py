@@ -6,11 +6,17 @@ import torch.nn.functional as F
 
 from mcrlib.config import ConfigError
 from mcrlib.methods import method_params
+from mcrlib.methods.base import EpochState
 from mcrlib.methods.ogm import OGM, ogm_coefficients
+from mcrlib.models.arm_fusion import ARMFusion
+from mcrlib.models.cosine_fusion import CosineFusion
 from mcrlib.runs import run
 from tests.conftest import TINY_RUN, model_and_batch
 
 
+def begin_epoch(method, model, epoch):
+    method.on_epoch_start(EpochState(epoch=epoch, model=model, param_groups=[], device=torch.device("cpu"),
+                                     batch_size=16, seed=0, loader=lambda split: iter(())))
 
 
 def ogm(model, task="classification", **params):
@@ -45,6 +51,8 @@ def test_coefficients_jump_where_dominance_switches():
 
 def test_after_backward_scales_exactly_the_encoder_grads():
     model, batch = model_and_batch()
+    with torch.no_grad():
+        model.fusion.bias.copy_(torch.tensor([2.0, -1.0, 0.5, 3.0, -2.0]))   # its b/M share matters
     method = ogm(model, alpha=0.8)
     output, before = backward(model, method, batch)
     # independent computation of s_m = sum_i softmax(W_m z_m + b/2)[y_i]
@@ -92,7 +100,7 @@ def test_ge_noise_has_the_unscaled_gradient_std_on_both_modalities():
 def test_inactive_outside_its_window(epoch, active):
     model, batch = model_and_batch()
     method = ogm(model, ge=True, start_epoch=2, end_epoch=3)
-    method.on_epoch_start(epoch, None, None)
+    begin_epoch(method, model, epoch)
     output, before = backward(model, method, batch)
     method.after_backward(model, batch, output)
     changed = any(not torch.equal(p.grad, before[n]) for n, p in model.named_parameters())
@@ -103,6 +111,8 @@ def test_inactive_outside_its_window(epoch, active):
 
 def test_regression_ratio_is_the_inverse_mse_ratio():
     model, batch = model_and_batch(n_classes=1)
+    with torch.no_grad():
+        model.fusion.bias.fill_(0.7)
     method = ogm(model, task="regression")
     output, _ = backward(model, method, batch)
     method.after_backward(model, batch, output)
@@ -111,9 +121,27 @@ def test_regression_ratio_is_the_inverse_mse_ratio():
     assert method.diagnostics["rho[x0]"] == pytest.approx(mse[1] / mse[0], rel=1e-5)
 
 
-def test_rejects_other_than_two_modalities_and_bad_windows():
+def test_scores_read_the_cosine_heads_shares_too():
+    """The sliced logits are the model's contributions, whatever linear head made them: with
+    MMCosine's head they are s * cos(z_m, w_{m,k}) (no bias), not W_m z_m."""
+    model, batch = model_and_batch()
+    model.fusion = CosineFusion(latent_dims=[6, 6], n_classes=5, scale=3.0)
+    method = ogm(model)
+    output, _ = backward(model, method, batch)
+    method.after_backward(model, batch, output)
+    y = batch["label"][:, None]
+    scores = [(3.0 * F.normalize(output.latents[m], dim=1) @ F.normalize(b.weight, dim=1).T).softmax(-1)
+              .gather(1, y).sum().item() for b, m in zip(model.fusion.branches, ("x0", "x1"))]
+    assert method.diagnostics["rho[x0]"] == pytest.approx(scores[0] / scores[1], rel=1e-6)
+
+
+def test_rejects_other_than_two_modalities_a_mixing_head_and_bad_windows():
     model, _ = model_and_batch(n_modalities=3)
     with pytest.raises(ConfigError, match="exactly two modalities"):
+        ogm(model)
+    model, _ = model_and_batch()
+    model.fusion = ARMFusion(latent_dim=6, n_classes=5)   # no per-modality shares of the logits
+    with pytest.raises(ConfigError, match="linear fusion head"):
         ogm(model)
     with pytest.raises(ConfigError, match="end_epoch"):
         method_params("ogm", {"start_epoch": 5, "end_epoch": 2})

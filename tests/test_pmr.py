@@ -1,7 +1,6 @@
 """PMR: prototypes are eval-mode class means (with the code's momentum schedule), only the slower
 modality gets the prototype cross-entropy, and training through run() is deterministic."""
 import math
-from types import SimpleNamespace
 
 import pytest
 import torch
@@ -10,7 +9,7 @@ from torch import nn
 from mcrlib.config import ConfigError, ModelConfig, TrainConfig
 from mcrlib.data import TensorSplits
 from mcrlib.methods import METHODS, method_params
-from mcrlib.methods.pmr import PMR  # noqa: F401  (registers "pmr")
+from mcrlib.methods.pmr import PMR
 from mcrlib.models import MultimodalModel, build_model
 from mcrlib.runs import run
 from mcrlib.train import Trainer
@@ -50,15 +49,21 @@ def tiny_splits(x1=X1, x2=X2, y=Y):
     return TensorSplits(splits={"train": split, "val": split, "test": split}, modalities=("x1", "x2"), n_classes=2)
 
 
-def trainer_for(model, batch_size=4, seed=0):
-    return SimpleNamespace(model=model, cfg=SimpleNamespace(batch_size=batch_size), seed=seed)
+def start(method, model, data, epoch, batch_size=4, seed=0):
+    """on_epoch_start with the EpochState a Trainer of that batch size and seed gives it."""
+    trainer = Trainer(model, method, TrainConfig(batch_size=batch_size, device="cpu", progress=False), seed=seed)
+    method.on_epoch_start(trainer.epoch_state(data, epoch))
+
+
+def test_class_attributes():
+    assert PMR.trains and PMR.rank == 80 and PMR.display == "PMR"
 
 
 def test_prototypes_are_eval_mode_class_means_with_the_code_momentum_schedule():
     model, data = gain_model(), tiny_splits()
     method = pmr(model, prototype_fraction=1.0, momentum=0.25)
     model.train()
-    method.on_epoch_start(0, trainer_for(model), data)
+    start(method, model, data, 0)
     assert model.training  # train mode is restored
     # Hand means: x1 class 0 = mean([0,0],[2,0],[4,0],[6,0]) = [3,0]; class 1 = [4,2].
     torch.testing.assert_close(method.prototypes("x1"), torch.tensor([[3., 0.], [4., 2.]]))
@@ -66,11 +71,11 @@ def test_prototypes_are_eval_mode_class_means_with_the_code_momentum_schedule():
     torch.testing.assert_close(method.prototypes("x2"), torch.tensor([[1., 4.], [0., 1.]]))
     with torch.no_grad():
         model.encoders["x1"].gain.fill_(2.0)
-    method.on_epoch_start(1, trainer_for(model), data)  # epoch 1: replaced, not blended (code)
+    start(method, model, data, 1)  # epoch 1: replaced, not blended (code)
     torch.testing.assert_close(method.prototypes("x1"), torch.tensor([[6., 0.], [8., 4.]]))
     with torch.no_grad():
         model.encoders["x1"].gain.fill_(3.0)
-    method.on_epoch_start(2, trainer_for(model), data)  # 0.75 * 3 * mean + 0.25 * 2 * mean
+    start(method, model, data, 2)  # 0.75 * 3 * mean + 0.25 * 2 * mean
     torch.testing.assert_close(method.prototypes("x1"), 2.75 * torch.tensor([[3., 0.], [4., 2.]]))
     assert {"prototypes_0", "prototypes_1"} <= set(method.state_dict())  # checkpointed
 
@@ -78,7 +83,7 @@ def test_prototypes_are_eval_mode_class_means_with_the_code_momentum_schedule():
 def test_prototype_fraction_takes_the_first_batches_and_extends_until_every_class_is_seen():
     model, data = gain_model(), tiny_splits()
     method = pmr(model, prototype_fraction=0.5)  # 2 of 4 batches of 2
-    method.on_epoch_start(0, trainer_for(model, batch_size=2, seed=0), data)
+    start(method, model, data, 0, batch_size=2, seed=0)
     first = list(data.loader("train", 2, epoch=0, seed=0))[:2]
     assert [b["x1"].tolist() for b in first] == [[[4., 0.], [0., 0.]], [[7., 2.], [3., 2.]]]
     # class 0: mean([4,0],[0,0]) = [2,0]; class 1: mean([7,2],[3,2]) = [5,2] (not all-row [3,0],[4,2])
@@ -89,8 +94,35 @@ def test_prototype_fraction_takes_the_first_batches_and_extends_until_every_clas
     data = tiny_splits(y=y)
     assert [b["label"].tolist() for b in data.loader("train", 4, epoch=0, seed=2)] == [[0, 0, 0, 0], [1, 0, 0, 0]]
     method = pmr(model)
-    method.on_epoch_start(0, trainer_for(model, seed=2), data)
+    start(method, model, data, 0, seed=2)
     torch.testing.assert_close(method.prototypes("x1"), torch.tensor([[3., 6. / 7.], [7., 2.]]))
+
+
+def test_the_epoch_is_counted_once_and_leaves_the_training_rng_as_it_was():
+    """The fraction needs the epoch's batch count, which the EpochState does not carry: it is
+    counted once, by a pass over the loader under a forked RNG. Opening a DataLoader draws from
+    torch's global generator, so an unforked count would shift every later draw (dropout,
+    perturbations) against the old code, which read len(loader) and iterated once per epoch."""
+    model, data = gain_model(), tiny_splits()
+    method = pmr(model, prototype_fraction=0.5)
+    trainer = Trainer(model, method, TrainConfig(batch_size=2, device="cpu", progress=False))
+    opened = []
+
+    def state(epoch):
+        s = trainer.epoch_state(data, epoch)
+        loader = s.loader
+        s.loader = lambda split: opened.append((epoch, split)) or loader(split)
+        return s
+    torch.manual_seed(7)
+    method.on_epoch_start(state(0))
+    method.on_epoch_start(state(1))
+    after = torch.rand(3)
+    torch.manual_seed(7)
+    for epoch in (0, 1):  # what the prototype passes alone draw: one DataLoader opened per epoch
+        next(iter(data.loader("train", 2, epoch, 0)))
+    assert torch.equal(after, torch.rand(3))
+    assert opened == [(0, "train"), (0, "train"), (1, "train")]  # counted at the first epoch only
+    assert method.n_train_batches(state(2)) == 4  # 8 rows, batches of 2
 
 
 def test_only_the_slower_modality_gets_the_prototype_cross_entropy():
@@ -161,7 +193,10 @@ def test_resume_restores_the_prototypes(tiny_data, tmp_path):
         model = build_model(ModelConfig(hidden_dim=16, latent_dim=8), tiny_data)
         method = pmr(model, momentum=0.5)
         cfg = TrainConfig(max_epochs=4, batch_size=32, patience=4, progress=False)
-        return Trainer(model, method, cfg, seed=3, checkpoint_path=checkpoint, callbacks=callbacks)
+        trainer = Trainer(model, method, cfg, seed=3, checkpoint_path=checkpoint)
+        for callback in callbacks:
+            trainer.add_callback("on_epoch_end", callback)
+        return trainer
 
     _, reference, _, resumed = resume_after_kill(trainer, tiny_data, tmp_path, kill_at=2)
     assert resumed.history == reference.history

@@ -12,8 +12,8 @@ from mcrlib.analysis.robustness import (PERTURBATIONS, dominant_modality, load_t
 from mcrlib.config import RunConfig, from_dict
 from mcrlib.data import load_dataset
 from mcrlib.evaluation import predict
-from mcrlib.methods.arm import ARMFusion
-from mcrlib.methods.mmcosine import CosineFusion
+from mcrlib.models.arm_fusion import ARMFusion
+from mcrlib.models.cosine_fusion import CosineFusion
 from mcrlib.models import LateLinearFusion, build_model
 from mcrlib.runs import run
 from tests.conftest import TINY_RUN
@@ -39,13 +39,17 @@ def test_rebuilt_model_reproduces_the_stored_test_predictions_exactly(method, fu
     assert torch.equal(clean["label"], result.predictions["test"]["label"])
 
 
-def test_a_replaced_fusion_needs_the_method_before_the_weights(cache):
-    # What load_trained_model guards against: a plain model refuses MMCosine's saved state.
+def test_a_saved_model_rebuilds_from_its_config_alone(cache):
+    """MMCosine's run config names its cosine head, so the saved state loads into the model its
+    config builds; a linear head (what the config would build without it) refuses that state."""
+    import dataclasses
     result = tiny("mmcosine", cache)
     config = from_dict(RunConfig, result.config)
+    assert config.model.fusion == "cosine"
     data = load_dataset(config.data.name, config.data.params)
+    build_model(config.model, data).load_state_dict(result.model_state())
     with pytest.raises(RuntimeError, match="fusion.bias"):
-        build_model(config.model, data).load_state_dict(result.model_state())
+        build_model(dataclasses.replace(config.model, fusion="linear"), data).load_state_dict(result.model_state())
 
 
 def test_an_ensemble_has_no_model_of_its_own(cache):

@@ -195,3 +195,20 @@ def test_config_is_a_leaf_and_the_trainer_imports_no_media_library():
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_a_cpu_run_does_not_depend_on_the_thread_count(tmp_path):
+    """The key does not cover the thread count, so neither may the numbers: a CPU run trains on
+    one thread whatever the process had (more threads reorder float reductions)."""
+    import torch
+    mcr = {**MCR, "train": {**TINY_RUN["train"], "max_epochs": 2}}
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        two = run(mcr, tmp_path / "a")
+        assert torch.get_num_threads() == 2        # restored after the run
+        torch.set_num_threads(1)
+        one = run(mcr, tmp_path / "b")
+    finally:
+        torch.set_num_threads(before)
+    assert two.history == one.history and two.metrics == one.metrics

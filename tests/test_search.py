@@ -70,3 +70,22 @@ def test_the_paper_profile_searches_mslr_on_three_modalities_with_three_multipli
     without = {**params, "search": {k: v for k, v in params["search"].items() if k != "cells"}}
     with pytest.raises(ConfigError, match="3 multipliers"):
         load_study(without)
+
+
+def test_a_method_that_cannot_run_on_a_dataset_is_skipped_by_the_study_and_refused_by_a_run():
+    """The paper profile lists every method for every dataset; a method that cannot run on one
+    (ReconBoost, PMR, MMCosine, ARM on MOSI's regression; OGM and ARM on three modalities) is
+    skipped there, with its reason, and a run of that pair is a configuration error."""
+    import yaml
+
+    from mcrlib.run_key import check_run
+    from mcrlib.studies.benchmarks import load_study
+    params = yaml.safe_load((Path(__file__).resolve().parents[1] / "profiles/paper.yaml").read_text())["benchmarks"]
+    study = load_study(params)
+    skipped = {(m, d) for d in study.datasets for m in study.methods if not study.runs_on(m, d)}
+    assert {("reconboost", "MOSI V-T"), ("pmr", "MOSEI V-A-T"), ("ogm", "MOSI V-A-T"), ("arm", "MOSEI V-T")} <= skipped
+    assert not {(m, d) for m, d in skipped if d in ("CREMA-D", "AVE", "UCF-51", "AV-Digits")}
+    assert ("mmpareto", "MOSI V-T") not in skipped and ("dnr", "MOSEI V-A-T") not in skipped
+    assert "classification only" in study.skipped("reconboost", "MOSI V-T")
+    with pytest.raises(ConfigError, match="'reconboost' cannot run on data.name='mosi'.*classification only"):
+        check_run(from_dict(RunConfig, {"data": {"name": "mosi"}, "method": {"name": "reconboost"}}))

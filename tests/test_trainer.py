@@ -4,14 +4,36 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
-from mcrlib.config import ModelConfig, TrainConfig
+from mcrlib.config import ConfigError, ModelConfig, TrainConfig
 from mcrlib.methods import METHODS, method_params
+from mcrlib.methods.base import in_table_order
 from mcrlib.models import build_model
 from mcrlib.runs import run
 from mcrlib.train import NonFiniteLoss, Trainer
-from tests.conftest import TINY_RUN, Interrupt
+from tests.conftest import TINY_RUN, Interrupt, model_and_batch
 
+
+def test_reference_methods_joint_multiloss_unimodal():
+    """simple.py's methods: joint's CE on the fused logits, multi-loss's weighted unimodal CEs,
+    unimodal's one modality (checked against the dataset's), and their places in the tables."""
+    model, batch = model_and_batch()
+    out = model(batch)
+    y = batch["label"]
+    joint = METHODS["joint"](method_params("joint", {}), model=model).loss(model, batch, out)
+    assert joint.keys() == {"task"} and joint["task"].item() == pytest.approx(F.cross_entropy(out.logits, y).item())
+    multi = METHODS["multiloss"](method_params("multiloss", {"uni_weight": 0.3}), model=model).loss(model, batch, out)
+    uni = F.cross_entropy(out.unimodal_logits["x0"], y) + F.cross_entropy(out.unimodal_logits["x1"], y)
+    assert multi["task"].item() == joint["task"].item() and multi["unimodal"].item() == pytest.approx(0.3 * uni.item())
+    with pytest.raises(ConfigError, match="uni_weight"):
+        method_params("multiloss", {"uni_weight": -1})
+    unimodal = METHODS["unimodal"]
+    assert unimodal.modalities(method_params("unimodal", {"modality": "x2"}), ("x1", "x2")) == ("x2",)
+    with pytest.raises(ConfigError, match="not a modality"):
+        unimodal.modalities(method_params("unimodal", {"modality": "x3"}), ("x1", "x2"))
+    assert in_table_order(["multiloss", "joint", "unimodal"]) == ["unimodal", "joint", "multiloss"]
+    assert [METHODS[n].display for n in ("unimodal", "joint", "multiloss")] == ["Unimodal", "Joint", "Multi-Loss"]
 
 
 def test_overfits_one_small_batch(tiny_data):
@@ -26,15 +48,16 @@ def test_overfits_one_small_batch(tiny_data):
     assert fit.history[-1]["val_acc_fused"] == 1.0
 
 
-
-
 def test_resumed_run_equals_uninterrupted(tiny_data, tmp_path):
     def trainer(checkpoint, callbacks=()):
         torch.manual_seed(0)
         model = build_model(ModelConfig(hidden_dim=16, latent_dim=8, dropout=0.1), tiny_data)
         method = METHODS["mcr"](method_params("mcr", {"copies": 4}), model=model)
         cfg = TrainConfig(max_epochs=6, batch_size=32, patience=6, progress=False)
-        return Trainer(model, method, cfg, seed=3, checkpoint_path=checkpoint, callbacks=callbacks)
+        made = Trainer(model, method, cfg, seed=3, checkpoint_path=checkpoint)
+        for fn in callbacks:
+            made.add_callback("on_epoch_end", fn)
+        return made
 
     reference = trainer(tmp_path / "a.pt").fit(tiny_data)
 
@@ -92,7 +115,7 @@ def test_non_finite_loss_names_step_and_term(tiny_data):
             terms["unimodal"] = terms["unimodal"] * float("inf")
             return terms
     method = Exploding(method_params("multiloss", {}), model=model)
-    with pytest.raises(NonFiniteLoss, match=r"'unimodal' is inf at epoch 0, step 0"):
+    with pytest.raises(NonFiniteLoss, match=r"epoch 0: loss term 'unimodal' is inf at step 0"):
         Trainer(model, method, TrainConfig(progress=False)).fit(tiny_data)
 
 
@@ -116,32 +139,38 @@ def test_corrupt_record_is_recomputed_not_used(tmp_path, capsys):
     assert second.metrics == first.metrics
 
 
-def test_method_hooks_are_called_in_order_and_param_groups_are_used(tiny_data):
+def test_method_hooks_are_called_in_order_with_the_epoch_state(tiny_data):
     calls = []
 
     class Recording(METHODS["joint"]):
         def param_groups(self, model):
-            return [{"params": list(model.encoders["x1"].parameters()), "lr_scale": 0.0},
+            return [{"params": list(model.encoders["x1"].parameters())},
                     {"params": [p for n, p in model.named_parameters() if not n.startswith("encoders.x1")]}]
 
-        def on_epoch_start(self, epoch, trainer, data):
-            calls.append(("start", epoch))
+        def on_epoch_start(self, state):
+            super().on_epoch_start(state)
+            # the optimizer's own groups: an lr_scale set here applies to the epoch's steps
+            state.param_groups[0]["lr_scale"] = 0.0
+            val = list(state.loader("val"))
+            calls.append(("start", state.epoch, self.epoch, sum(len(b["label"]) for b in val),
+                          state.batch_size, state.record))
 
         def after_backward(self, model, batch, output):
             if not calls or calls[-1][0] != "backward":
                 calls.append(("backward", model.encoders["x1"][0].weight.grad is not None))
 
-        def on_epoch_end(self, epoch, record, optimizer):
-            calls.append(("end", epoch, "val_acc_fused" in record))
+        def on_epoch_end(self, state):
+            calls.append(("end", state.epoch, "val_acc_fused" in state.record, "train_loss_task" in state.record))
 
     torch.manual_seed(0)
     model = build_model(ModelConfig(hidden_dim=16, latent_dim=8), tiny_data)
     frozen = model.encoders["x1"][0].weight.detach().clone()
     method = Recording(method_params("joint", {}), model=model)
     Trainer(model, method, TrainConfig(max_epochs=2, patience=5, batch_size=32, progress=False)).fit(tiny_data)
-    assert calls == [("start", 0), ("backward", True), ("end", 0, True),
-                     ("start", 1), ("backward", True), ("end", 1, True)]
-    assert torch.equal(model.encoders["x1"][0].weight, frozen)  # its group had lr_scale 0
+    # 64 validation samples in batches of 32
+    assert calls == [("start", 0, 0, 64, 32, None), ("backward", True), ("end", 0, True, True),
+                     ("start", 1, 1, 64, 32, None), ("backward", True), ("end", 1, True, True)]
+    assert torch.equal(model.encoders["x1"][0].weight, frozen)  # its group's lr_scale was 0
 
 
 def test_test_split_is_evaluated_each_epoch_only_when_asked(tmp_path):
@@ -164,3 +193,21 @@ def test_bf16_autocast_trains_and_keeps_fp32_weights(tmp_path):
     assert all(math.isfinite(h["train_loss_total"]) for h in result.history)
     assert result.predictions["test"]["fused"].dtype == torch.float32
     assert all(v.dtype == torch.float32 for v in result.model_state().values() if v.is_floating_point())
+
+
+def test_fit_runs_the_public_step_and_callbacks_by_event(tiny_data):
+    """`fit` goes through `Trainer.step` (what the cost benchmark times), and per-epoch work
+    plugs in with add_callback; an unknown event is an error naming the known ones."""
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(hidden_dim=16, latent_dim=8), tiny_data)
+    trainer = Trainer(model, METHODS["joint"](method_params("joint", {}), model=model),
+                      TrainConfig(max_epochs=2, patience=5, batch_size=32, progress=False))
+    steps, seen = [], []
+    original = trainer.step
+    trainer.step = lambda batch, global_step: steps.append(global_step) or original(batch, global_step)
+    trainer.add_callback("on_epoch_end", lambda t, epoch, record: seen.append((epoch, sorted(record)[:2])))
+    with pytest.raises(ValueError, match="unknown trainer event 'on_step'.*on_epoch_end"):
+        trainer.add_callback("on_step", print)
+    trainer.fit(tiny_data)
+    assert steps == list(range(8))                 # 128 samples / 32 per batch, 2 epochs
+    assert [e for e, _ in seen] == [0, 1]

@@ -26,17 +26,14 @@ PERTURBATIONS = ("zero", "noise", "permute")
 
 def load_trained_model(result, data: TensorSplits | None = None, device: str | torch.device = "cpu"):
     """(model with the run's best-validation weights, in eval mode; its dataset), rebuilt from a
-    RunResult. As `mcrlib.runs._train`: the method is instantiated on the fresh model before the
-    weights are loaded, because some methods replace the fusion head (MMCosine's cosine fusion,
-    ARM's re-fusion) and only their own module accepts the saved state."""
+    RunResult's config alone: the config names the fusion head its method needed."""
     config = from_dict(RunConfig, result.config)
     method_cls = METHODS[config.method.name]
-    if method_cls.composite:
+    if not method_cls.trains:
         raise ValueError(f"method {config.method.name!r} combines other runs and has no model of its own")
     data = data if data is not None else load_dataset(config.data.name, config.data.params)
     params = method_params(config.method.name, config.method.params)
     model = build_model(config.model, data, method_cls.modalities(params, data.modalities))
-    method_cls(params, model=model, task=data.task)   # installs its fusion head, if it has one
     model.load_state_dict(result.model_state())       # strict: every saved tensor has its place
     return model.to(device).eval(), data
 
@@ -102,7 +99,7 @@ def robustness_frame(runs: pd.DataFrame, results: Sequence, cell: str, kinds: It
     ensemble), with its cell, seed and method, and `drop` = clean accuracy minus accuracy."""
     parts, cached = [], (None, None)   # runs come grouped by cell and seed: keep one dataset
     for (_, row), result in zip(runs.iterrows(), results):
-        if row["method"].startswith("unimodal-") or METHODS[result.config["method"]["name"]].composite:
+        if row["method"].startswith("unimodal-") or not METHODS[result.config["method"]["name"]].trains:
             continue
         key = json.dumps(result.config["data"], sort_keys=True)
         if cached[0] != key:

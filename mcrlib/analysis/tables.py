@@ -20,9 +20,26 @@ def format_pm(summary: pd.DataFrame, *, index: str, columns: str, scale: float =
     text = summary.assign(_text=[f"{m * scale:.{digits}f} ± {0 if pd.isna(s) else s * scale:.{digits}f}"
                                 for m, s in zip(summary["mean"], summary["std"])])
     wide = text.pivot(index=index, columns=columns, values="_text")
-    if order is not None:
-        wide = wide.reindex([o for o in order if o in wide.index])
+    if order is not None:   # rows in `order` first; a row `order` lacks is kept, after them, never dropped
+        wide = wide.reindex([o for o in order if o in wide.index] + [r for r in wide.index if r not in order])
     return wide
+
+
+def method_order(labels) -> list[str]:
+    """Method labels in the tables' order: the unimodal models ("unimodal-<modality>") first, then
+    every method by its registry rank (mcrlib.methods: each method's own `rank`). A label that is
+    neither is an error (a ConfigError naming the registered methods), not a silently dropped row."""
+    from mcrlib.methods.base import in_table_order
+    labels = list(dict.fromkeys(labels))
+    unimodal = sorted(label for label in labels if label.startswith("unimodal-"))
+    return unimodal + in_table_order([label for label in labels if not label.startswith("unimodal-")])
+
+
+def display_names(labels) -> list[str]:
+    """Figure labels: each method's `display` name; unimodal models as "Unimodal <modality>"."""
+    from mcrlib.methods import METHODS
+    return [f"Unimodal {label.removeprefix('unimodal-')}" if label.startswith("unimodal-") else METHODS[label].display
+            for label in labels]
 
 
 def export_table(table: pd.DataFrame, stem: str | Path, caption: str = "") -> list[Path]:

@@ -288,9 +288,9 @@ def _encoders(cfg: LoadConfig) -> dict[str, str]:
     return {m: "sequence" for m in cfg.modalities}
 
 
-MOSI = DatasetSpec(name="mosi", load_config=LoadConfig, load=load, prepare_config=PrepareConfig,
+MOSI = DatasetSpec(name="mosi", task="regression", load_config=LoadConfig, load=load, prepare_config=PrepareConfig,
                    prepare=prepare, encoders=_encoders, root_env=ROOT_ENV, source=SOURCE)
-MOSEI = DatasetSpec(name="mosei", load_config=MoseiLoadConfig, load=load,
+MOSEI = DatasetSpec(name="mosei", task="regression", load_config=MoseiLoadConfig, load=load,
                     prepare_config=MoseiPrepareConfig, prepare=prepare, encoders=_encoders,
                     root_env=ROOT_ENV, source=SOURCE)
 

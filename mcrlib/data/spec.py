@@ -60,6 +60,7 @@ class DatasetSpec:
     encoders: Mapping[str, str] | Callable[[Any], Mapping[str, str]]
     prepare_config: type | None = None
     prepare: Callable[[Any, Path], Any] | None = None
+    task: str = "classification"  # or "regression" (a real-valued target): methods may not support it
     root_env: str = ""            # the documented environment variable of the raw data root
     source: str = ""              # where the raw data come from (for error messages)
 

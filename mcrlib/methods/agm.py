@@ -13,8 +13,11 @@ Loss: CE(f, y) only. After backward, each step (all detached):
   (updated *after* the coefficient, as the official code); c_m = exp(alpha * min(r*_m - r_m, cap)).
   A modality doing better now than its history (r_m > r*_m) gets c_m < 1, a lagging one c_m > 1.
   (The official sign; BalanceMM's exp(M/(M-1)(s_m - mean(s))) inverts the ratio.)
-  Then, as the official code: if any element of the fusion-head weight gradient is outside
-  [-clip, clip], the gradient norm of all model parameters is clipped to `clip`.
+  Then, as the official code: if any element of the fusion-head weight gradient (every weight
+  matrix of `model.fusion`; not its bias) is outside [-clip, clip], the gradient norm of all
+  model parameters is clipped to `clip`.
+Fusion head: a linear one (model.fusion 'linear' or 'cosine'), as the official fc_out; a head
+that mixes the modalities (ARM's) is refused with a ConfigError.
 Scaled parameters: every parameter of `model.encoders[m]`, by c_m, in `after_backward`. With CE
 of the fused logits as the only loss, encoder m receives gradient only through z_m, so scaling its
 parameters' gradients equals a tensor hook multiplying dL/dz_m by c_m; doing it after backward
@@ -89,6 +92,8 @@ def mono_modal_logits(model, batch, fused: torch.Tensor) -> list[torch.Tensor]:
 
 @register("agm")
 class AGM(Method):
+    display = "AGM"
+    rank = 50
 
     @dataclass(frozen=True)
     class Params:
@@ -112,6 +117,12 @@ class AGM(Method):
         M = len(model.modalities)
         if M < 2:
             raise ConfigError(f"method 'agm' needs at least two modalities, got {list(model.modalities)}")
+        # The official method has a late-linear head (fc_out), whose weight gradient the clipping
+        # check reads; a head that mixes the modalities (ARM's) is outside what it defines.
+        if not getattr(model.fusion, "linear", False):
+            raise ConfigError(f"method 'agm' needs a linear fusion head (model.fusion 'linear' or "
+                              f"'cosine': logits that are a sum of per-modality shares W_m z_m + b/M), "
+                              f"the model's head is {type(model.fusion).__name__}")
         # S_m and the number of steps behind it: buffers, so a resumed run continues the means.
         self.register_buffer("running_score", torch.zeros(M, dtype=torch.float64))
         self.register_buffer("steps", torch.zeros((), dtype=torch.long))
@@ -141,8 +152,11 @@ class AGM(Method):
                 if param.grad is not None:
                     param.grad.mul_(c)
         clipped = 0.0
-        head = [b.weight.grad for b in model.fusion.branches if b.weight.grad is not None]
-        if self.params.clip > 0 and any(g.abs().max() > self.params.clip for g in head):
+        # The official check reads the fusion head's weight gradient (fc_out.weight, not its
+        # bias): here every weight matrix of the head that has a gradient (W_m of each branch).
+        head = [p.grad for p in model.fusion.parameters() if p.grad is not None and p.dim() > 1]
+        # one device sync for the whole check
+        if self.params.clip > 0 and head and torch.stack([g.abs().max() for g in head]).max() > self.params.clip:
             torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm=self.params.clip)
             clipped = 1.0
         self.diagnostics = {**{f"s[{m}]": s for m, s in zip(names, scores.tolist())},

@@ -4,15 +4,17 @@ Reference: Gao, Cao, Zhu, Wang, Hu, AAAI 2025 (arXiv 2501.01240); code Gao-xiyua
 MMPretrain 1.2.0 fork (`mmpretrain/models/necks/gap.py`, `heads/linear_head.py`, `heads/cls_head.py`,
 `necks/MI_tool.py`, config `configs/arm/resnet18_ks.py`).
 
-What it changes: the fusion head. `ARM.__init__` installs `ARMFusion` as `model.fusion`:
+What it changes: the fusion head, `mcrlib.models.arm_fusion.ARMFusion`, which the method asks
+for through `model_overrides` (model.fusion = 'arm'; the run's config names it):
   z_f = fuse([z_1; z_2]) (Linear 2d -> d); one shared classifier g (Linear d -> C) on z_f, z_1, z_2;
   p_f, p_1, p_2 = batch means of the true-class softmax probability of g(z_f), g(z_1), g(z_2);
   NMI_m = NMI(z_m; z_f), NCMI_m = normalised CMI(z_m; z_f | z_other), II_m = NMI_m - NCMI_m,
   C_1 = p_f NMI_1 + p_2 II_1,  C_2 = p_f NMI_2 + p_1 II_2   (detached numbers, as the release's),
   logits = g(refuse([(C_2/C_1) z_1 ; (C_1/C_2) z_2]))  (refuse: Linear 2d -> d)
 so the lower-contribution modality's features are amplified (and the other's damped).
-Loss: CE(logits, y) only. Each training step computes C from the current batch (as the release does,
-then the logits), and keeps it in a buffer that `model(batch)` (evaluation) uses.
+Loss: CE(logits, y) only. Each training step first computes C from the current batch
+(`arm_estimate`, in this file: the head holds only the buffer), then the logits, as the release
+does; C stays in the head's buffer, which `model(batch)` (evaluation) uses.
 Estimators (histogram plug-in, on the batch's features flattened so that element (i, k) of z_m is
 paired with element (i, k) of z_f; equal-width bins over each variable's [min, max], as numpy's
 histogram2d/histogramdd): NMI = 2 I(X;Y) / (H(X) + H(Y)) with 30 bins; NCMI = I(X;Y|Z) /
@@ -48,12 +50,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 
 from mcrlib.config import ConfigError, check
 from mcrlib.methods.base import Method, register, task_loss
-
-_FLOOR = 1e-6
+from mcrlib.models import arm_fusion   # the head's one home (not re-exported here)
 
 
 def _bin(x: torch.Tensor, bins: int) -> torch.Tensor:
@@ -96,41 +96,24 @@ def arm_contributions(nmi, ncmi, p_fused: float, p_uni) -> list[float]:
     return [p_fused * nmi[m] + p_uni[1 - m] * (nmi[m] - ncmi[m]) for m in (0, 1)]
 
 
-class ARMFusion(nn.Module):
-    """z_f = fuse([z_1; z_2]); logits = classifier(refuse([(C_2/C_1) z_1; (C_1/C_2) z_2]))."""
-
-    def __init__(self, *, latent_dim: int, n_classes: int, nmi_bins: int = 30, cmi_bins: int = 2):
-        super().__init__()
-        self.fuse = nn.Linear(2 * latent_dim, latent_dim).requires_grad_(False)  # never trained (release)
-        self.refuse = nn.Linear(2 * latent_dim, latent_dim)
-        self.classifier = nn.Linear(latent_dim, n_classes)   # shared by z_f, z_1, z_2 and the re-fusion
-        self.nmi_bins, self.cmi_bins = nmi_bins, cmi_bins
-        self.register_buffer("modality_contributions", torch.ones(2))  # C_1, C_2 (checkpointed)
-
-    def scales(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """(C_2/C_1, C_1/C_2): each modality is scaled by the other's contribution over its own."""
-        c1, c2 = self.modality_contributions.clamp(min=_FLOOR)
-        return c2 / c1, c1 / c2
-
-    def forward(self, latents):
-        z1, z2 = latents
-        s1, s2 = self.scales()
-        return self.classifier(self.refuse(torch.cat([s1 * z1, s2 * z2], dim=1)))
-
-    @torch.no_grad()
-    def estimate(self, latents, label) -> dict:
-        """Contributions of the batch (detached numbers) and the terms they are made of."""
-        z1, z2 = latents
-        zf = self.fuse(torch.cat([z1, z2], dim=1))
-        p = [self.classifier(z).softmax(-1).gather(1, label.view(-1, 1)).mean().item()
-             for z in (zf, z1, z2)]
-        nmi = [normalized_mi(z, zf, bins=self.nmi_bins) for z in (z1, z2)]
-        ncmi = [normalized_cmi(z, zf, other, bins=self.cmi_bins) for z, other in ((z1, z2), (z2, z1))]
-        return {"p": p, "nmi": nmi, "ncmi": ncmi, "C": arm_contributions(nmi, ncmi, p[0], p[1:])}
+@torch.no_grad()
+def arm_estimate(fusion, latents, label, *, nmi_bins: int = 30, cmi_bins: int = 2) -> dict:
+    """Contributions of the batch (detached numbers) and the terms they are made of, from the
+    ARM head's frozen `fuse` (z_f) and shared `classifier` (the p's): {"p": [p_f, p_1, p_2],
+    "nmi": [NMI_1, NMI_2], "ncmi": [NCMI_1, NCMI_2], "C": [C_1, C_2]}."""
+    z1, z2 = latents
+    zf = fusion.fuse(torch.cat([z1, z2], dim=1))
+    p = [fusion.classifier(z).softmax(-1).gather(1, label.view(-1, 1)).mean().item()
+         for z in (zf, z1, z2)]
+    nmi = [normalized_mi(z, zf, bins=nmi_bins) for z in (z1, z2)]
+    ncmi = [normalized_cmi(z, zf, other, bins=cmi_bins) for z, other in ((z1, z2), (z2, z1))]
+    return {"p": p, "nmi": nmi, "ncmi": ncmi, "C": arm_contributions(nmi, ncmi, p[0], p[1:])}
 
 
 @register("arm")
 class ARM(Method):
+    display = "ARM"
+    rank = 100
 
     @dataclass(frozen=True)
     class Params:
@@ -140,6 +123,18 @@ class ARM(Method):
         def __post_init__(self):
             check(self.nmi_bins >= 2, "method.params.nmi_bins", self.nmi_bins, "an integer >= 2")
             check(self.cmi_bins >= 2, "method.params.cmi_bins", self.cmi_bins, "an integer >= 2")
+
+    @classmethod
+    def unsupported(cls, params, task, modalities):
+        if task != "classification":
+            return "ARM is classification only: its contributions weigh true-class probabilities"
+        if len(modalities) != 2:
+            return f"ARM re-fuses exactly two modalities, not {len(modalities)}"
+        return None
+
+    @classmethod
+    def model_overrides(cls, params) -> dict:
+        return {"fusion": "arm"}
 
     def __init__(self, params, *, model, task="classification"):
         super().__init__(params, model=model, task=task)
@@ -153,15 +148,16 @@ class ARM(Method):
         if task != "classification":
             raise ConfigError("method 'arm' is classification only: its contributions weigh "
                               "true-class probabilities")
-        # Installed before the Trainer builds the optimizer, so its parameters are trained.
-        model.fusion = ARMFusion(latent_dim=dims.pop(), n_classes=model.n_classes,
-                                 nmi_bins=params.nmi_bins, cmi_bins=params.cmi_bins)
+        if not isinstance(model.fusion, arm_fusion.ARMFusion):
+            raise ConfigError(f"method 'arm' needs model.fusion='arm' (its model_overrides), the "
+                              f"model's head is {type(model.fusion).__name__}")
         self.diagnostics: dict[str, float] = {}
 
     def loss(self, model, batch, output):
         y = batch["label"]
         latents = [output.latents[m] for m in model.modalities]
-        est = model.fusion.estimate(latents, y)
+        est = arm_estimate(model.fusion, latents, y, nmi_bins=self.params.nmi_bins,
+                           cmi_bins=self.params.cmi_bins)
         model.fusion.modality_contributions.copy_(torch.tensor(est["C"]))
         logits = model.fusion(latents)   # re-fused with this batch's contributions (release order)
         s = [v.item() for v in model.fusion.scales()]

@@ -13,7 +13,7 @@ import functools
 import importlib
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 import torch
 import torch.nn.functional as F
@@ -83,8 +83,12 @@ def method_params(name: str, params: Mapping | None):
 def unimodal_configs(config, modalities) -> dict:
     """The unimodal runs that match `config` (same data, model, training budget and seed), one per
     modality; ensembles and pre-trained initialisations share them through the run cache."""
-    from mcrlib.config import MethodConfig
-    return {m: dataclasses.replace(config, method=MethodConfig(name="unimodal", params={"modality": m}))
+    from mcrlib.config import MethodConfig, ModelConfig
+    # the unimodal runs' model: this run's, with the default fusion head (a method's own head,
+    # e.g. ReconBoost's, must not make separate unimodal runs)
+    heads = {f: getattr(ModelConfig(), f) for f in ("fusion", "cosine_scale", "boost_rate")}
+    model = dataclasses.replace(config.model, **heads)
+    return {m: dataclasses.replace(config, model=model, method=MethodConfig(name="unimodal", params={"modality": m}))
             for m in modalities}
 
 
@@ -95,12 +99,30 @@ def task_loss(pred: torch.Tensor, target: torch.Tensor, task: str) -> torch.Tens
     return F.cross_entropy(pred, target)
 
 
+@dataclass
+class EpochState:
+    """What a method sees at an epoch's start and end (instead of the trainer)."""
+    epoch: int
+    model: nn.Module
+    param_groups: list[dict]          # the optimizer's groups; a method may set a group's lr_scale
+    device: torch.device
+    batch_size: int
+    seed: int
+    loader: Callable[[str], Iterable[dict]]   # loader(split): that split's batches, on the device
+    record: dict | None = None        # at the epoch's end: its record (train losses, val metrics)
+
+
 class Method(nn.Module):
+    """A training method: loss terms and optional hooks. The trainer calls, per step,
+    `loss` -> `backward` -> `after_backward`, and `on_epoch_start` / `on_epoch_end` with an
+    EpochState. The run layer asks the class which runs it is built from (`required_runs`),
+    hands their results to `initialise` (or, for a method that trains nothing, to `compose`), and
+    builds the model with the method's `model_overrides`. Nothing outside a method's own file
+    names it: its place in the tables is `rank`, its label `display`."""
     name = "base"
-    # Set by composite methods (e.g. the ensemble) that combine other runs instead of training.
-    composite = False
-    # Set by methods that may read the unimodal runs (ensemble, Uni-Pre, MCR): sweeps run those first.
-    uses_unimodal_runs = False
+    display = "base"   # the name in tables and figures
+    rank = 1000        # the place in tables and figures (low first)
+    trains = True      # False: the run combines other runs (`compose`) instead of training
 
     @dataclass(frozen=True)
     class Params:
@@ -111,25 +133,51 @@ class Method(nn.Module):
         self.params = params
         self.task = task
 
+    # ---- what a run of this method is ----------------------------------------------------
     @classmethod
     def modalities(cls, params, available: tuple[str, ...]) -> tuple[str, ...]:
         """The modalities this method's model is built with."""
         return available
 
     @classmethod
-    def pretrained_encoders(cls, config, modalities) -> dict:
-        """{modality: RunConfig of the unimodal run whose encoder initialises this model's}."""
+    def unsupported(cls, params, task: str, modalities: tuple[str, ...]) -> str | None:
+        """Why this method cannot run on a dataset of this task and these modalities (None: it
+        can). A run of an unsupported pair is a ConfigError; a study skips the pair and says so."""
+        return None
+
+    @classmethod
+    def model_overrides(cls, params) -> dict:
+        """ModelConfig fields this method needs (e.g. its fusion head): part of the run's config,
+        so a saved model rebuilds from the config alone."""
         return {}
 
     @classmethod
     def required_runs(cls, config, modalities) -> dict:
-        """{role: RunConfig} of the runs this run is built from; their keys enter its run key
-        (mcrlib.run_key), so a member trained again makes this run new too."""
-        return {f"encoder:{m}": c for m, c in cls.pretrained_encoders(config, modalities).items()}
+        """{role: RunConfig} of the runs this run is built from: the run layer trains or loads
+        them first, passes them to `initialise` / `compose`, and their keys enter this run's key."""
+        return {}
 
+    @classmethod
+    def initialise(cls, model: nn.Module, runs: dict) -> None:
+        """Set up `model` from the required runs' results before training (pre-trained encoders)."""
+
+    @classmethod
+    def compose(cls, config, runs: dict, data) -> tuple[dict, dict]:
+        """(predictions, metrics) of a method that trains nothing (`trains = False`)."""
+        raise NotImplementedError(f"{cls.name} trains; it composes nothing")
+
+    # ---- training ------------------------------------------------------------------------
     def loss(self, model, batch, output) -> dict[str, torch.Tensor]:
-        """Named loss terms; the trainer back-propagates their sum."""
+        """Named loss terms (logged per epoch)."""
         return {"task": task_loss(output.logits, batch["label"], self.task)}
+
+    def backward(self, terms: dict[str, torch.Tensor], model) -> None:
+        """Gradients of the step into the parameters' .grad (zeroed before). Default: the sum of
+        the terms, back-propagated; a method may combine each term's gradient itself (MMPareto)."""
+        sum(terms.values()).backward()
+
+    def after_backward(self, model, batch, output) -> None:
+        """Hook between backward and the optimizer step (gradient modulation)."""
 
     def param_groups(self, model) -> list[dict]:
         """Optimizer parameter groups (a method may give each modality its own learning rate)."""
@@ -137,17 +185,35 @@ class Method(nn.Module):
 
     epoch = 0  # the current training epoch, kept by on_epoch_start
 
-    def on_epoch_start(self, epoch: int, trainer, data) -> None:
-        """Hook before each training epoch (epoch windows, prototypes computed from data).
-        Overrides call super() so `self.epoch` stays current."""
-        self.epoch = epoch
+    def on_epoch_start(self, state: EpochState) -> None:
+        """Before each training epoch (epoch windows, prototypes, stages). Overrides call super()
+        so `self.epoch` stays current."""
+        self.epoch = state.epoch
 
     def in_window(self, start: int, end: int | None) -> bool:
         """Whether the current epoch lies in [start, end] (end None: no end)."""
         return start <= self.epoch and (end is None or self.epoch <= end)
 
-    def after_backward(self, model, batch, output) -> None:
-        """Hook between backward and the optimizer step (gradient modulation)."""
+    def on_epoch_end(self, state: EpochState) -> None:
+        """After the epoch's validation (`state.record`): validation-driven changes."""
 
-    def on_epoch_end(self, epoch: int, record: dict, optimizer) -> None:
-        """Hook after validation (validation-driven changes, e.g. learning-rate multipliers)."""
+
+def encoder_runs(config, modalities) -> dict:
+    """Required runs of a method whose encoders start from the unimodal runs' (Uni-Pre, MCR's
+    init_from_unimodal): {"encoder:<modality>": RunConfig}."""
+    return {f"encoder:{m}": c for m, c in unimodal_configs(config, modalities).items()}
+
+
+def load_encoders(model: nn.Module, runs: dict) -> None:
+    """Each `encoder:<modality>` run's encoder weights into `model`'s encoder of that modality."""
+    for role, result in runs.items():
+        if role.startswith("encoder:"):
+            modality = role.split(":", 1)[1]
+            prefix = f"encoders.{modality}."
+            state = result.model_state()
+            model.encoders[modality].load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
+
+
+def in_table_order(names) -> list[str]:
+    """Method names sorted by their place in the tables (then by name)."""
+    return sorted(names, key=lambda n: (METHODS[n].rank, n))

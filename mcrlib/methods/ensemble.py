@@ -1,7 +1,24 @@
-"""Ensemble of the unimodal models: no further training, their test outputs combined.
+"""Ensemble of the unimodal models: no further training, their outputs combined.
 
-Fused logits = sum over modalities of each unimodal model's standardised logits (the release:
-global mean and std of the logit tensor); probability averaging is reported beside it.
+Reference: the MCR release's `Base_Ensemble_Model` (kkontras/MCR; notes-release.md): the
+pre-trained unimodal models with `max_epoch 0`, fused = standardised(u_1) + standardised(u_2).
+
+What it computes: its members are the `unimodal` runs with the same data, model, training budget
+and seed, one per modality (`required_runs`, roles "member:<modality>"; the same runs Uni-Pre and
+the tables use, trained once and shared through the run cache). For the validation and test
+splits, fused = sum_m standardise(logits_m), standardise(l) = (l - mean(l)) / (std(l) + 1e-8)
+over the whole logit tensor of the split (the release's global mean and std); probability
+averaging, log(mean_m softmax(logits_m)), is the other `combine` and is reported beside it as
+`<split>_acc_fused_<other>`. The members' logits are kept in the predictions under each
+modality's name, so the per-modality metrics are the unimodal models'. Each modality's test
+contribution is measured at the logit level (`mcrlib.evaluation.modality_contributions`): a
+member's test logits stand in for a latent.
+
+Defaults and sources: combine = standardised_logits (the release's ensemble).
+
+Deviations from the reference code: the mean and std are those of the whole split's logits; the
+release's are over the logit tensor of the batch it evaluates (notes-release.md), so there a
+sample's fused output can depend on the batch it is evaluated in.
 """
 from __future__ import annotations
 
@@ -10,7 +27,10 @@ from typing import Literal
 
 import torch
 
-from mcrlib.methods.base import Method, register, unimodal_configs
+from mcrlib.evaluation import head_metrics, modality_contributions
+from mcrlib.methods.base import Method, method_params, register, unimodal_configs
+
+_PREFIX = "member:"
 
 
 def standardise(logits: torch.Tensor) -> torch.Tensor:
@@ -25,18 +45,46 @@ def combine(logits: list[torch.Tensor], how: str) -> torch.Tensor:
 
 @register("ensemble")
 class Ensemble(Method):
-    composite = True
-    uses_unimodal_runs = True
+    display = "Ensemble"
+    rank = 0
+    trains = False
 
     @dataclass(frozen=True)
     class Params:
+        # the release's ensemble; "probabilities" averages the members' softmax instead
         combine: Literal["standardised_logits", "probabilities"] = "standardised_logits"
 
     @classmethod
-    def member_configs(cls, config, modalities):
-        """The unimodal runs this ensemble combines (trained once, shared through the run cache)."""
-        return unimodal_configs(config, modalities)
+    def required_runs(cls, config, modalities):
+        """The unimodal runs this ensemble combines, one per modality."""
+        return {f"{_PREFIX}{m}": c for m, c in unimodal_configs(config, modalities).items()}
 
     @classmethod
-    def required_runs(cls, config, modalities):
-        return {f"member:{m}": c for m, c in cls.member_configs(config, modalities).items()}
+    def compose(cls, config, runs, data):
+        params = method_params(config.method.name, config.method.params)
+        members = {role[len(_PREFIX):]: result for role, result in runs.items() if role.startswith(_PREFIX)}
+        other = "probabilities" if params.combine == "standardised_logits" else "standardised_logits"
+        predictions, metrics = {}, {}
+        for split in ("val", "test"):
+            first = next(iter(members.values())).predictions[split]
+            logits = {m: r.predictions[split]["fused"] for m, r in members.items()}
+            preds = {k: v for k, v in first.items() if k in ("label", "group")}
+            preds.update(logits, fused=combine(list(logits.values()), params.combine))
+            predictions[split] = preds
+            metrics.update({f"{split}_{k}": v for k, v in
+                            head_metrics(preds, ["fused", *logits], data.task).items()})
+            alt = {"label": preds["label"], "fused": combine(list(logits.values()), other)}
+            metrics[f"{split}_acc_fused_{other}"] = head_metrics(alt, ["fused"], data.task).get("acc_fused")
+        if data.task == "classification":
+            # A member's raw test logits are permuted (one randperm over the whole split) or
+            # replaced by zeros, then combined as above. For standardised_logits this permutes /
+            # zeroes its standardised logits exactly (a row permutation keeps the global mean and
+            # std, and standardise(0) = 0); for probabilities a zeroed member contributes the
+            # uniform distribution.
+            test = predictions["test"]
+            contributions = modality_contributions(
+                lambda parts: combine([parts[m] for m in members], params.combine),
+                {m: test[m] for m in members}, test["label"],
+                generator=torch.Generator().manual_seed(config.seed))
+            metrics.update({f"test_{k}": v for k, v in contributions.items()})
+        return predictions, metrics

@@ -1,9 +1,28 @@
-"""MCR (Algorithm 1, eq. 6):
-L = CE(h, y) + lambda_uni * sum_m CE(u_m, y) + lambda_M * L_MIPD + lambda_con * L_con
-    + lambda_ceb * L_CEB.
+"""MCR, the Multimodal Competition Regularizer: the method this project reproduces.
 
-Unlike the authors' release, whose two-modality classifier computes L_MIPD and L_con but never
-adds them to the loss it back-propagates, every enabled term here is part of the loss.
+Reference: Kontras, Strypsteen, Chatzichristos, Liang, Blaschko, De Vos, "Multimodal Fusion
+Balancing Through Game-Theoretic Regularization" (arXiv 2411.07335), Algorithm 1 and eq. 6; code
+kkontras/MCR. /work/shared/paper/METHOD.md states it in full.
+
+Loss: L = CE(h, y) + lambda_uni * sum_m CE(u_m, y) + lambda_M * L_MIPD + lambda_con * L_con
+          + lambda_ceb * L_CEB
+(L1 instead of CE and MSE instead of JSD for regression). L_MIPD (mcrlib.losses.mipd_loss) is the
+game over the divergences of the fused output when modality subsets are perturbed, each routed to
+one encoder by detaching the other fusion branches; L_con a supervised contrastive loss on the
+pooled features of all modalities; L_CEB the reconstruction of the features from the detached
+fused logits. With init_from_unimodal, the encoders start from the unimodal runs' (`required_runs`,
+roles "encoder:<modality>", loaded by `initialise`).
+
+Defaults and sources: lambda_M 0.1, lambda_uni 0.01, lambda_con 1, lambda_ceb 0, P = 32 copies,
+greedy strategy, tau 0.5: METHOD.md's CREMA-D ResNet-18 row (the release's run script); singleton
+subsets (paper section 3.2; "all" is appendix A.5); latents of the training-mode pass (paper
+Algorithm 1, A.6; the release's eval-mode re-forward is `latent_source: eval_reforward`); the
+reference h_clean not detached and NT-Xent with labels (the release; the paper's SupCon eq. 15 is
+`contrastive: supcon`); init_from_unimodal false (the profiles set it where METHOD.md's table
+says the encoders are pre-trained unimodally).
+
+Deviations from the reference code: the release's two-modality classifier computes L_MIPD and
+L_con but never adds them to the loss it back-propagates; here every enabled term is part of it.
 """
 from __future__ import annotations
 
@@ -17,28 +36,31 @@ from torch import nn
 
 from mcrlib.config import check
 from mcrlib.losses import CEBDecoder, contrastive_loss, jsd_rows, make_perturbation, mipd_loss, mse_rows
-from mcrlib.methods.base import Method, register, task_loss, unimodal_configs
+from mcrlib.methods.base import Method, encoder_runs, load_encoders, method_params, register, task_loss
 
 
 @register("mcr")
 class MCR(Method):
-    uses_unimodal_runs = True   # with init_from_unimodal
+    display = "MCR"
+    rank = 200
 
     @dataclass(frozen=True)
     class Params:
+        # Defaults: METHOD.md's CREMA-D ResNet-18 row (the release's run script) unless noted.
         lambda_mipd: float = 0.1     # lambda_M, weight of the game term
         lambda_uni: float = 0.01     # weight of the unimodal heads' losses
-        lambda_con: float = 1.0      # weight of the supervised contrastive term
+        lambda_con: float = 1.0      # weight of the supervised contrastive term (1 in every row)
         lambda_ceb: float = 0.0      # weight of the conditional entropy bottleneck term
-        copies: int = 32             # P, perturbed copies per batch
-        strategy: Literal["greedy", "independent", "collaborative"] = "greedy"
-        subsets: Literal["singletons", "all"] = "singletons"
+        copies: int = 32             # P, perturbed copies per batch (paper: 32)
+        strategy: Literal["greedy", "independent", "collaborative"] = "greedy"   # paper's default game
+        subsets: Literal["singletons", "all"] = "singletons"   # paper 3.2; "all": appendix A.5
+        # the paper's permutation; the others are appendix C.1's alternatives (Table 4)
         perturbation: Literal["permute", "noise_latent", "zero_latent", "noise_input", "zero_input"] = "permute"
-        latent_source: Literal["train", "eval_reforward"] = "train"
-        detach_reference: bool = False
-        contrastive: Literal["ntxent", "supcon"] = "ntxent"
-        temperature: float = 0.5
-        init_from_unimodal: bool = False   # start from the unimodal runs' encoders (METHOD.md table)
+        latent_source: Literal["train", "eval_reforward"] = "train"   # paper Alg. 1, A.6 (release: eval)
+        detach_reference: bool = False   # the release's main model keeps h_clean attached
+        contrastive: Literal["ntxent", "supcon"] = "ntxent"   # the release; the paper's eq. 15: supcon
+        temperature: float = 0.5     # tau (every row)
+        init_from_unimodal: bool = False   # start from the unimodal runs' encoders (profiles: as METHOD.md)
 
         def __post_init__(self):
             for key in ("lambda_mipd", "lambda_uni", "lambda_con", "lambda_ceb"):
@@ -47,10 +69,15 @@ class MCR(Method):
             check(self.temperature > 0, "method.params.temperature", self.temperature, "a temperature > 0")
 
     @classmethod
-    def pretrained_encoders(cls, config, modalities):
-        if config.method.params.get("init_from_unimodal", False):
-            return unimodal_configs(config, modalities)
+    def required_runs(cls, config, modalities):
+        # the validated params: config.method.params is the raw dict, without the defaults
+        if method_params(config.method.name, config.method.params).init_from_unimodal:
+            return encoder_runs(config, modalities)
         return {}
+
+    @classmethod
+    def initialise(cls, model, runs):
+        load_encoders(model, runs)
 
     def __init__(self, params, *, model, task="classification"):
         super().__init__(params, model=model, task=task)

@@ -56,6 +56,8 @@ def mlb_coefficients(scores: Sequence[float], *, alpha: float, beta: float | Non
 
 @register("mlb")
 class MLB(Method):
+    display = "MLB"
+    rank = 60
 
     @dataclass(frozen=True)
     class Params:

@@ -16,9 +16,10 @@ How: each encoder has its own optimizer param group, and the trainer sets every 
 base_lr * lr_scale * schedule(step) before each step; MSLR sets the group's lr_scale = lambda_m.
 
 Which accuracy: the record's val_acc_<m> comes from the unimodal heads, which CE(f) never trains
-(chance level), so the sliced accuracy is computed in on_epoch_start from `trainer.model` on
-`data.loader("val")`: the model then is the one validated at the end of epoch e-1, as the
-reference reads the last validation log at epoch begin.
+(chance level), so the sliced accuracy is computed in on_epoch_start from `state.model` over
+`state.loader("val")`, reading each modality's share of the fused logits
+(`ModelOutput.contributions`, W_m z_m + b/M): the model then is the one validated at the end of
+epoch e-1, as the reference reads the last validation log at epoch begin.
 
 Defaults and sources: init = (0.9, 1.1) in modality order or {modality: value} (the authors'
 CREMA-D/AVE configs: audio 0.9, visual 1.1; the code's fallback is 1, 1); window K = 5 (the
@@ -34,7 +35,7 @@ from typing import Any, Mapping
 
 import torch
 
-from mcrlib.config import check
+from mcrlib.config import ConfigError, check
 from mcrlib.methods.base import Method, register
 
 
@@ -47,11 +48,15 @@ def mslr_ratio(now: torch.Tensor, previous: torch.Tensor, *, higher_is_better: b
 
 @register("mslr")
 class MSLR(Method):
+    display = "MSLR"
+    rank = 70
 
     @dataclass(frozen=True)
     class Params:
-        init: Any = (0.9, 1.1)   # initial multipliers, in modality order or {modality: value}
-        window: int = 5          # K, epochs of validation accuracy averaged in the denominator
+        # initial multipliers, in modality order or {modality: value}: the authors' CREMA-D/AVE
+        # configs (audio 0.9, visual 1.1)
+        init: Any = (0.9, 1.1)
+        window: int = 5          # K, epochs averaged in the denominator: the reference's keep_memory_epoch
 
         def __post_init__(self):
             ok = isinstance(self.init, (list, tuple, Mapping))
@@ -109,32 +114,39 @@ class MSLR(Method):
         return self.scale
 
     @torch.no_grad()
-    def sliced_metric(self, model, data, device) -> torch.Tensor:
-        """Validation accuracy (MAE for regression) of each f_m = W_m z_m + b/M."""
+    def sliced_metric(self, model, batches) -> torch.Tensor:
+        """Validation accuracy (MAE for regression) of each f_m = W_m z_m + b/M, over `batches`
+        (on the model's device), in eval mode. The sums stay on the device (float64) and are read
+        once, at the end."""
         was_training = model.training
         model.eval()
-        total, count = torch.zeros(len(self.names), dtype=torch.float64), 0
-        for batch in data.loader("val", 256):
-            z = model.encode({m: batch[m].to(device) for m in self.names})
-            y = batch["label"].to(device)
-            for i, c in enumerate(model.fusion.contributions([z[m] for m in self.names])):
-                f = c + model.fusion.bias / len(self.names)
-                hit = (f.reshape(-1) - y.float()).abs() if self.task == "regression" else f.argmax(-1) == y
-                total[i] += hit.double().sum().item()
+        total, count = None, 0
+        for batch in batches:
+            output = model(batch)
+            if output.contributions is None:
+                raise ConfigError("method.name='mslr' slices the fusion head into per-modality parts: "
+                                  "it needs a linear fusion head (model.fusion 'linear' or 'cosine')")
+            y = batch["label"]
+            hits = [(f.reshape(-1) - y.float()).abs() if self.task == "regression" else f.argmax(-1) == y
+                    for f in (output.contributions[m] for m in self.names)]
+            sums = torch.stack([hit.double().sum() for hit in hits])
+            total = sums if total is None else total + sums
             count += len(y)
         model.train(was_training)
-        return total / max(count, 1)
+        if total is None:
+            return torch.zeros(len(self.names), dtype=torch.float64)
+        return total.cpu() / max(count, 1)
 
     # ---- the hook ---------------------------------------------------------------------------
-    def on_epoch_start(self, epoch, trainer, data):
-        super().on_epoch_start(epoch, trainer, data)
+    def on_epoch_start(self, state):
+        super().on_epoch_start(state)
         self.diagnostics = {}
-        if epoch >= 1:  # as the reference: no update before the first validation
-            metric = self.sliced_metric(trainer.model, data, trainer.device)
+        if state.epoch >= 1:  # as the reference: no update before the first validation
+            metric = self.sliced_metric(state.model, state.loader("val"))
             self.observe(metric)
             key = "val_mae_sliced" if self.task == "regression" else "val_acc_sliced"
             self.diagnostics = {f"{key}[{m}]": v for m, v in zip(self.names, metric.tolist())}
-        for group in trainer.optimizer.param_groups:
+        for group in state.param_groups:
             if group.get("modality") is not None:
                 group["lr_scale"] = self.scale[self.names.index(group["modality"])].item()
         self.diagnostics.update({f"lr_scale[{m}]": s for m, s in zip(self.names, self.scale.tolist())})

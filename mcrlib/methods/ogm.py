@@ -5,7 +5,8 @@ Modulation", CVPR 2022; code GeWu-Lab/OGM-GE_CVPR2022 (`main.py`, train_epoch); 
 `Bias_Infusion_OGM` in kkontras/MLB and kkontras/MCR.
 
 Loss: CE(f, y) only (joint training). After backward, each step:
-  s_m = sum_i softmax(f_m)[y_i] with the sliced logits f_m = W_m z_m + b/M of the fusion head,
+  s_m = sum_i softmax(f_m)[y_i] with the sliced logits f_m = W_m z_m + b/M of the fusion head
+  (`ModelOutput.contributions`; a linear head, late linear or cosine, else a ConfigError),
   rho_1 = s_1 / s_2, rho_2 = 1 / rho_1; the dominant modality u (rho_u > 1) has its encoder
   gradients multiplied by k_u = 1 - tanh(alpha * rho_u), the other by 1. It is tanh(alpha * rho),
   not tanh(alpha * (rho - 1)): k jumps from 1 to 1 - tanh(alpha) where dominance switches.
@@ -56,15 +57,15 @@ def ogm_coefficients(score_1: float, score_2: float, *, alpha: float) -> tuple[f
 
 
 def sliced_logits(model, output) -> list[torch.Tensor]:
-    """f_m = W_m z_m + b/M: each modality's slice of the late-linear fusion head (detached)."""
-    latents = [output.latents[m].detach() for m in model.modalities]
-    with torch.no_grad():
-        share = model.fusion.bias / len(latents)
-        return [c + share for c in model.fusion.contributions(latents)]
+    """f_m = W_m z_m + b/M: each modality's share of the fused logits (`output.contributions`),
+    detached, in fp32 (under bf16 autocast the forward pass made them bf16), in model order."""
+    return [output.contributions[m].detach().float() for m in model.modalities]
 
 
 @register("ogm")
 class OGM(Method):
+    display = "OGM"
+    rank = 40
 
     @dataclass(frozen=True)
     class Params:
@@ -79,11 +80,23 @@ class OGM(Method):
             check(self.end_epoch is None or self.end_epoch >= self.start_epoch, "method.params.end_epoch",
                   self.end_epoch, f"null or an epoch >= start_epoch ({self.start_epoch})")
 
+    @classmethod
+    def unsupported(cls, params, task, modalities):
+        if len(modalities) != 2:
+            return f"OGM's ratio compares exactly two modalities, not {len(modalities)}"
+        return None
+
     def __init__(self, params, *, model, task="classification"):
         super().__init__(params, model=model, task=task)
         if len(model.modalities) != 2:
             raise ConfigError(f"method 'ogm' needs exactly two modalities, the model has "
                               f"{list(model.modalities)}; pick two modalities or use 'mlb'")
+        # The scores read each modality's share of the fused logits (ModelOutput.contributions),
+        # which only a linear head (late linear, cosine) has.
+        if not getattr(model.fusion, "linear", False):
+            raise ConfigError(f"method 'ogm' needs a linear fusion head (model.fusion 'linear' or "
+                              f"'cosine': logits that are a sum of per-modality shares W_m z_m + b/M), "
+                              f"the model's head is {type(model.fusion).__name__}")
         self.diagnostics: dict[str, float] = {}
 
     def active(self) -> bool:

@@ -21,9 +21,9 @@ Deviations from the reference code:
   each epoch with that epoch's index and blends only when the index is >= 1, so the prototypes
   used in epochs 0 and 1 are unblended; here they are computed at the start of epoch e and
   blended from e >= 2, which reproduces that schedule.
-- The prototype batches come from the coming epoch's own shuffle (`data.loader(train, ...,
-  epoch)`), not from a separate shuffle. If a class is absent from them (the code divides by
-  zero and gets NaN), further batches are read until every class has appeared.
+- The prototype batches are the first batches of the coming epoch's own shuffle (the trainer's
+  `state.loader("train")`), not a separate shuffle. If a class is absent from them (the code
+  divides by zero and gets NaN), further batches are read until every class has appeared.
 - M > 2 modalities (not in the code): every modality whose score is the lowest gets the term,
   unless all scores are equal. For M = 2 this is the code's switch.
 - Classification only (prototypes need classes).
@@ -48,14 +48,17 @@ def prototype_logits(z: torch.Tensor, prototypes: torch.Tensor) -> torch.Tensor:
 
 @register("pmr")
 class PMR(Method):
+    display = "PMR"
+    rank = 80
 
     @dataclass(frozen=True)
     class Params:
+        # Defaults: the argparse of main_Prototype_grad.py.
         alpha: float = 1.0               # weight of the slow modality's prototype CE
-        momentum: float = 0.2            # share of the previous prototypes kept (epoch >= 2)
-        prototype_fraction: float = 0.1  # share of the training batches averaged into prototypes
+        momentum: float = 0.2            # `momentum_coef`: share of the old prototypes kept (epoch >= 2)
+        prototype_fraction: float = 0.1  # `all_num // 10`: share of the train batches in the prototypes
         start_epoch: int = 0             # the prototype term is active for start <= epoch <= end
-        end_epoch: int = 100
+        end_epoch: int = 100             # modulation_starts / modulation_ends, inclusive
 
         def __post_init__(self):
             check(self.alpha >= 0, "method.params.alpha", self.alpha, "a weight >= 0")
@@ -66,6 +69,12 @@ class PMR(Method):
             check(self.end_epoch >= self.start_epoch, "method.params.end_epoch", self.end_epoch,
                   f"an integer >= start_epoch={self.start_epoch}")
 
+    @classmethod
+    def unsupported(cls, params, task, modalities):
+        if task != "classification":
+            return "PMR's prototypes are class means: classification only"
+        return None
+
     def __init__(self, params, *, model, task="classification"):
         super().__init__(params, model=model, task=task)
         if task != "classification":
@@ -75,6 +84,7 @@ class PMR(Method):
         for i, m in enumerate(self.names):
             self.register_buffer(f"prototypes_{i}", torch.zeros(model.n_classes, model.encoders[m].out_dim))
         self.diagnostics: dict[str, float] = {}
+        self._n_train_batches: int | None = None
 
     def prototypes(self, m: str) -> torch.Tensor:
         return getattr(self, f"prototypes_{self.names.index(m)}")
@@ -102,15 +112,24 @@ class PMR(Method):
         return {m: torch.where(seen, sums[m] / counts.clamp(min=1).unsqueeze(1), self.prototypes(m))
                 for m in self.names}
 
-    def on_epoch_start(self, epoch, trainer, data):
-        super().on_epoch_start(epoch, trainer, data)
-        loader = data.loader("train", trainer.cfg.batch_size, epoch=epoch, seed=trainer.seed)
+    def on_epoch_start(self, state):
+        super().on_epoch_start(state)
         # floor, as the code's `all_num // 10`, but at least one batch; 1e-9 absorbs float error
-        n_batches = max(1, math.floor(len(loader) * self.params.prototype_fraction + 1e-9))
-        fresh = self.compute_prototypes(trainer.model, loader, n_batches)
-        mu = self.params.momentum if epoch >= 2 else 0.0
+        n_batches = max(1, math.floor(self.n_train_batches(state) * self.params.prototype_fraction + 1e-9))
+        fresh = self.compute_prototypes(state.model, state.loader("train"), n_batches)
+        mu = self.params.momentum if state.epoch >= 2 else 0.0
         for m in self.names:
             self.prototypes(m).copy_((1 - mu) * fresh[m] + mu * self.prototypes(m))
+
+    def n_train_batches(self, state) -> int:
+        """Batches in a training epoch: fixed within a run, so counted once, by a pass over
+        `state.loader("train")` (the EpochState does not carry the count). The pass runs under a
+        forked RNG: opening a DataLoader draws from torch's global generator, and training must
+        see the same draws as without the count."""
+        if self._n_train_batches is None:
+            with torch.random.fork_rng(devices=[]):
+                self._n_train_batches = sum(1 for _ in state.loader("train"))
+        return self._n_train_batches
 
     def slow_modalities(self, scores: torch.Tensor) -> list[str]:
         """The modalities whose prototype score is lowest; none when all scores are equal."""

@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import torch
 
-from mcrlib.config import ModelConfig
+from mcrlib.config import ConfigError, ModelConfig
+from mcrlib.models.arm_fusion import ARMFusion
+from mcrlib.models.cosine_fusion import CosineFusion
+from mcrlib.models.unimodal_sum_fusion import UnimodalSumFusion
 from mcrlib.data.tensors import TensorSplits
 from mcrlib.models.fusion import LateLinearFusion
 from mcrlib.models.mlp import MLPEncoder
@@ -46,9 +49,24 @@ def build_model(cfg: ModelConfig, data: TensorSplits, modalities=None) -> Multim
     train = data.splits["train"]
     encoders = {m: build_encoder(cfg, train[m][0], m, data.encoders.get(m)) for m in modalities}
     n_outputs = 1 if data.task == "regression" else data.n_classes
-    return MultimodalModel(encoders=encoders, n_classes=n_outputs)
+    return MultimodalModel(encoders=encoders, n_classes=n_outputs,
+                           fusion=lambda dims, n: build_fusion(cfg, dims, n))
+
+
+def build_fusion(cfg: ModelConfig, latent_dims: list[int], n_outputs: int):
+    """The fusion head `cfg.fusion` for encoders of these latent widths."""
+    if cfg.fusion == "cosine":
+        return CosineFusion(latent_dims=latent_dims, n_classes=n_outputs, scale=cfg.cosine_scale)
+    if cfg.fusion == "unimodal_sum":
+        return UnimodalSumFusion(rate=cfg.boost_rate)
+    if cfg.fusion == "arm":
+        if len(latent_dims) != 2 or len(set(latent_dims)) != 1:
+            raise ConfigError(f"model.fusion='arm' needs two modalities of equal latent width (one "
+                              f"classifier is shared by z_f and every z_m), got widths {latent_dims}")
+        return ARMFusion(latent_dim=latent_dims[0], n_classes=n_outputs)
+    return LateLinearFusion(latent_dims=latent_dims, n_classes=n_outputs)
 
 
 __all__ = ["FramesEncoder", "ImageEncoder", "TransformerEncoder", "LateLinearFusion", "MLPEncoder", "ModelOutput", "MultimodalModel",
            "SwinVideoEncoder",
-           "build_encoder", "build_model"]
+           "build_encoder", "build_fusion", "build_model", "ARMFusion", "CosineFusion", "UnimodalSumFusion"]

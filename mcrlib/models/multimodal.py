@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Callable, Mapping
 
 import torch
 from torch import nn
@@ -15,20 +15,31 @@ class ModelOutput:
     logits: torch.Tensor                   # fused logits h (B, C)
     latents: dict[str, torch.Tensor]       # pooled feature z_m per modality (B, d)
     unimodal_logits: dict[str, torch.Tensor]  # u_m from each modality's own head (B, C)
+    # Each modality's share of the fused logits, W_m z_m + b/M (they sum to `logits`), for a
+    # linear fusion head (late linear, cosine); None for a head that mixes the modalities (ARM).
+    # Gradient-modulation methods read it (OGM, AGM, MSLR) instead of the head's internals.
+    contributions: dict[str, torch.Tensor] | None = None
 
 
 class MultimodalModel(nn.Module):
     """forward(batch) -> ModelOutput. The unimodal heads see the *non-detached* latents, so a
     unimodal loss also trains its encoder (MCR's lambda_uni term, the multi-loss baseline)."""
 
-    def __init__(self, *, encoders: Mapping[str, nn.Module], n_classes: int, fusion: nn.Module | None = None):
+    def __init__(self, *, encoders: Mapping[str, nn.Module], n_classes: int,
+                 fusion: nn.Module | Callable[[list[int], int], nn.Module] | None = None):
         super().__init__()
         self.modalities = tuple(encoders)
         self.encoders = nn.ModuleDict(encoders)
         dims = [enc.out_dim for enc in encoders.values()]
         self.unimodal_heads = nn.ModuleDict(
             {m: nn.Linear(d, n_classes) for m, d in zip(self.modalities, dims)})
-        self.fusion = fusion or LateLinearFusion(latent_dims=dims, n_classes=n_classes)
+        # A factory (latent widths, classes) -> head is called here, after the unimodal heads, so
+        # every head draws its initial weights at the same point of the random stream.
+        if fusion is None:
+            fusion = LateLinearFusion(latent_dims=dims, n_classes=n_classes)
+        elif not isinstance(fusion, nn.Module):
+            fusion = fusion(dims, n_classes)
+        self.fusion = fusion
         self.n_classes = n_classes
 
     def encode(self, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -36,8 +47,19 @@ class MultimodalModel(nn.Module):
 
     def head(self, latents: Mapping[str, torch.Tensor]) -> ModelOutput:
         z = [latents[m] for m in self.modalities]
-        return ModelOutput(logits=self.fusion(z), latents=dict(latents),
-                           unimodal_logits={m: self.unimodal_heads[m](latents[m]) for m in self.modalities})
+        unimodal = {m: self.unimodal_heads[m](latents[m]) for m in self.modalities}
+        contributions = None
+        if getattr(self.fusion, "sums_unimodal", False):
+            logits = self.fusion([unimodal[m] for m in self.modalities])
+        elif getattr(self.fusion, "linear", False):
+            parts = self.fusion.contributions(z)
+            logits = self.fusion.combine(parts)
+            share = self.fusion.bias / len(parts)
+            contributions = {m: c + share for m, c in zip(self.modalities, parts)}
+        else:
+            logits = self.fusion(z)
+        return ModelOutput(logits=logits, latents=dict(latents), unimodal_logits=unimodal,
+                           contributions=contributions)
 
     def forward(self, batch: Mapping[str, torch.Tensor]) -> ModelOutput:
         return self.head(self.encode(batch))

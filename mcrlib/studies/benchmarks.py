@@ -12,7 +12,7 @@ from mcrlib.config import (ConfigError, DataConfig, MethodConfig, ModelConfig, R
 from mcrlib.data import DATASETS, dataset_modalities
 from mcrlib.data.spec import is_location
 from mcrlib.methods import method_params
-from mcrlib.run_key import check_run
+from mcrlib.run_key import check_run, unsupported_reason
 from mcrlib.search import SearchConfig
 from mcrlib.studies.grid import overridden, run_grid
 
@@ -42,6 +42,8 @@ class BenchmarkStudyConfig:
             check(len(spec.get("folds", self.seeds)) == len(self.seeds), f"benchmarks.datasets.{label}.folds",
                   spec.get("folds"), f"one fold per seed ({len(self.seeds)})")
             for method in self.methods:
+                if not self.runs_on(method, label):
+                    continue   # skipped, and the tables say so (a method that cannot run there)
                 # every override and every search trial is validated here, on this dataset
                 for trial in self.search.trials(method, label) if method in self.search.grid else [{}]:
                     self.run_config(method, label, self.seeds[0], trial)
@@ -63,6 +65,16 @@ class BenchmarkStudyConfig:
             params["fold"] = spec["folds"][list(self.seeds).index(seed)]
         return DataConfig(name=spec["name"], params=params)
 
+    def runs_on(self, method: str, label: str) -> bool:
+        """Whether `method` can run on dataset `label` (mcrlib.run_key.unsupported_reason)."""
+        return self.skipped(method, label) is None
+
+    def skipped(self, method: str, label: str) -> str | None:
+        spec = self.datasets[label]
+        probe = RunConfig(data=self.data_config(label, self.seeds[0]), method=MethodConfig(
+            name=method, params={**self.method_params.get(method, {}), **spec.get("method_params", {}).get(method, {})}))
+        return unsupported_reason(probe)
+
     def run_config(self, method: str, label: str, seed: int, overrides: dict | None = None) -> RunConfig:
         spec = self.datasets[label]
         params = {**self.method_params.get(method, {}), **spec.get("method_params", {}).get(method, {}),
@@ -83,7 +95,7 @@ def run_study(study: BenchmarkStudyConfig, cache_dir: str | Path) -> tuple[pd.Da
                   for label, spec in study.datasets.items()}
     return run_grid(cells=list(study.datasets), seeds=study.seeds, methods=study.methods,
                     search=study.search, make_config=study.run_config, modalities=modalities.__getitem__,
-                    cache_dir=cache_dir, workers=study.workers, cell_name="dataset",
+                    cache_dir=cache_dir, workers=study.workers, cell_name="dataset", include=study.runs_on,
                     columns=lambda r: {"fold": r.config["data"]["params"].get("fold", -1)})
 
 

@@ -23,14 +23,15 @@ def overridden(base, overrides: dict, path: str):
 
 
 def grid_runs(cells, seeds, methods, make_config: MakeConfig, modalities: Callable, chosen: dict,
-              cell_name: str) -> list[tuple[dict, RunConfig]]:
-    """(labels, config) of every final run: the unimodal models and each method at its chosen setting."""
+              cell_name: str, include: Callable = lambda method, cell: True) -> list[tuple[dict, RunConfig]]:
+    """(labels, config) of every final run: the unimodal models and each method at its chosen
+    setting, except the (method, cell) pairs `include` leaves out (a method that cannot run there)."""
     runs = []
     for cell in cells:
         for seed in seeds:
             for modality, config in unimodal_configs(make_config("joint", cell, seed, {}), modalities(cell)).items():
                 runs.append(({cell_name: cell, "seed": seed, "method": f"unimodal-{modality}", "setting": ""}, config))
-            for method in methods:
+            for method in (m for m in methods if include(m, cell)):
                 setting = chosen.get((method, cell), {})
                 runs.append(({cell_name: cell, "seed": seed, "method": method, "setting": json.dumps(setting)},
                              make_config(method, cell, seed, setting)))
@@ -39,11 +40,12 @@ def grid_runs(cells, seeds, methods, make_config: MakeConfig, modalities: Callab
 
 def run_grid(*, cells: Sequence, seeds: Sequence[int], methods: Sequence[str], search: SearchConfig,
              make_config: MakeConfig, modalities: Callable, cache_dir: str | Path, workers: int,
-             cell_name: str, columns: Callable | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+             cell_name: str, columns: Callable | None = None,
+             include: Callable = lambda method, cell: True) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(runs, trials): one row per final run with its labels, chosen setting, validation and test
     accuracy and `columns(result)`; and every search trial with its validation accuracy."""
-    chosen, trials = select(search, methods, cells, make_config, cache_dir, workers, desc="search")
-    labelled = grid_runs(cells, seeds, methods, make_config, modalities, chosen, cell_name)
+    chosen, trials = select(search, methods, cells, make_config, cache_dir, workers, desc="search", include=include)
+    labelled = grid_runs(cells, seeds, methods, make_config, modalities, chosen, cell_name, include)
     results = run_all([c for _, c in labelled], cache_dir, workers, desc=f"{cell_name} runs")
     rows = [{**labels, "test_acc": r.metrics["test_acc_fused"], "val_acc": r.metrics["val_acc_fused"],
              "epochs": r.metrics.get("epochs", 0), **measures(r.metrics), **(columns(r) if columns else {})}

@@ -4,36 +4,13 @@ import math
 
 import pytest
 import torch
-import torch.nn.functional as F
 
-from mcrlib.config import ConfigError, ModelConfig, TrainConfig
+from mcrlib.config import ModelConfig, TrainConfig
 from mcrlib.methods import METHODS, method_params
-from mcrlib.methods.base import in_table_order
 from mcrlib.models import build_model
 from mcrlib.runs import run
 from mcrlib.train import NonFiniteLoss, Trainer
 from tests.conftest import TINY_RUN, Interrupt, model_and_batch
-
-
-def test_reference_methods_joint_multiloss_unimodal():
-    """simple.py's methods: joint's CE on the fused logits, multi-loss's weighted unimodal CEs,
-    unimodal's one modality (checked against the dataset's), and their places in the tables."""
-    model, batch = model_and_batch()
-    out = model(batch)
-    y = batch["label"]
-    joint = METHODS["joint"](method_params("joint", {}), model=model).loss(model, batch, out)
-    assert joint.keys() == {"task"} and joint["task"].item() == pytest.approx(F.cross_entropy(out.logits, y).item())
-    multi = METHODS["multiloss"](method_params("multiloss", {"uni_weight": 0.3}), model=model).loss(model, batch, out)
-    uni = F.cross_entropy(out.unimodal_logits["x0"], y) + F.cross_entropy(out.unimodal_logits["x1"], y)
-    assert multi["task"].item() == joint["task"].item() and multi["unimodal"].item() == pytest.approx(0.3 * uni.item())
-    with pytest.raises(ConfigError, match="uni_weight"):
-        method_params("multiloss", {"uni_weight": -1})
-    unimodal = METHODS["unimodal"]
-    assert unimodal.modalities(method_params("unimodal", {"modality": "x2"}), ("x1", "x2")) == ("x2",)
-    with pytest.raises(ConfigError, match="not a modality"):
-        unimodal.modalities(method_params("unimodal", {"modality": "x3"}), ("x1", "x2"))
-    assert in_table_order(["multiloss", "joint", "unimodal"]) == ["unimodal", "joint", "multiloss"]
-    assert [METHODS[n].display for n in ("unimodal", "joint", "multiloss")] == ["Unimodal", "Joint", "Multi-Loss"]
 
 
 def test_overfits_one_small_batch(tiny_data):

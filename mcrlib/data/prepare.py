@@ -15,13 +15,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import zipfile
 from pathlib import Path
 from typing import Mapping
 
-import torch
-
-from mcrlib.atomic import atomic_path
 from mcrlib.cli import read_yaml, user_errors
 from mcrlib.config import ConfigError, from_dict
 from mcrlib.data import fingerprint
@@ -44,27 +40,8 @@ def prepare(name: str, settings: Mapping | None, out: str | Path):
     out = Path(out)
     (out / fingerprint.FILE).unlink(missing_ok=True)   # incomplete until the fingerprint is back
     result = spec.prepare(from_dict(spec.prepare_config, settings or {}, f"data.{name}"), out)
-    canonical_torch_files(out)
     fingerprint.write(out)
     return result
-
-
-def canonical_torch_files(folder: Path) -> None:
-    """Rewrite the prepared folder's torch files so that their bytes depend on their content only.
-
-    `torch.save` to a path names the archive inside the file after that path, and the atomic writer
-    (mcrlib.atomic) saves under a random temporary name: two preparations of the same data then
-    differed byte for byte, and DVC recorded another hash for `data/processed` after every clean
-    rebuild. Saved through a file object, the archive is always named "archive"."""
-    for path in sorted(folder.rglob("*.pt")):
-        if not zipfile.is_zipfile(path):
-            continue   # not torch's zip format: left as written
-        with zipfile.ZipFile(path) as archive:
-            if all(name.startswith("archive/") for name in archive.namelist()):
-                continue
-        content = torch.load(path, weights_only=True, mmap=True)
-        with atomic_path(path) as tmp, open(tmp, "wb") as handle:
-            torch.save(content, handle)
 
 
 def main(argv=None) -> None:

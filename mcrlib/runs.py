@@ -7,6 +7,10 @@ A run directory holds `result.json` (config, metrics, per-epoch history), `predi
 sample groups) and `model.pt` (the best-validation weights). Each is written atomically, and
 `result.json` last, so its presence marks a complete run. While training, `checkpoint.pt` is
 written every epoch; a killed run restarted with the same config resumes from it.
+
+Under torchrun (`torchrun --nproc_per_node=W -m mcrlib.runs config.yaml`) one run trains on W
+processes (docs/distributed.md); only rank 0 writes the run directory, the others wait for it
+and return the same result.
 """
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ from pathlib import Path
 
 import torch
 
+from mcrlib import distributed as dist
 from mcrlib.atomic import save_torch, write_text
 from mcrlib.config import RunConfig, from_dict, to_dict
 from mcrlib.data import load_dataset
@@ -28,7 +33,7 @@ from mcrlib.features import FeatureRecorder
 from mcrlib.methods import METHODS, method_params
 from mcrlib.models import build_model
 from mcrlib.run_key import check_run, required_runs, run_key
-from mcrlib.train import Trainer
+from mcrlib.train import Trainer, resolve_device
 
 DEFAULT_CACHE = Path(os.environ.get("MCR_RUN_CACHE", ".mcr-cache/runs"))
 
@@ -86,11 +91,12 @@ def _train(config: RunConfig, path: Path, data, runs: dict) -> RunResult:
     method = method_cls(params, model=model, task=data.task)
     trainer = Trainer(model, method, config.train, seed=config.seed, task=data.task,
                       checkpoint_path=path / "checkpoint.pt", description=f"{config.method.name} seed {config.seed}")
-    if config.record_features:
+    if config.record_features and dist.is_main():   # files: rank 0 only
         trainer.add_callback("on_epoch_end", FeatureRecorder(data, path / "features", config.record_features))
     with _one_thread_on_cpu(trainer.device):
         fit = trainer.fit(data)
-    save_torch(fit.best_state, path / "model.pt")
+    if dist.is_main():
+        save_torch(fit.best_state, path / "model.pt")
     metrics = {"best_epoch": fit.best_epoch, "epochs": len(fit.history), "stopped_early": fit.stopped_early}
     heads = ["fused", *model.modalities]
     for split, preds in fit.predictions.items():
@@ -112,13 +118,19 @@ def run(config: RunConfig | dict, cache_dir: str | Path | None = None) -> RunRes
     if not isinstance(config, RunConfig):
         config = from_dict(RunConfig, config)
     config = check_run(config)
+    dist.setup(dist.local_device(resolve_device(config.train.device)))   # under torchrun only
     cache_dir = Path(cache_dir or DEFAULT_CACHE)
     path = cache_dir / run_key(config)
+    cached = None
     if (path / "result.json").exists():
         try:
-            return load_result(path)
+            cached = load_result(path)
         except Exception as err:  # a corrupt record is reported and recomputed, never used
             print(f"[mcrlib] recomputing run {path.name}: its record is unreadable ({err})")
+    # Under torchrun the ranks agree (a collective, before anyone can write) to use the cache
+    # entry or to train; in one process this is `cached is not None`.
+    if all(dist.gather_objects(cached is not None)):
+        return cached
     # The runs this one is built from, as its method declares them (trained first if not cached,
     # visibly, as the same runs the tables use), before seeding.
     runs = {role: run(c, cache_dir) for role, c in required_runs(config).items()}
@@ -130,8 +142,10 @@ def run(config: RunConfig | dict, cache_dir: str | Path | None = None) -> RunRes
     else:
         predictions, metrics = method_cls.compose(config, runs, data)
         result = RunResult(config=to_dict(config), metrics=metrics, predictions=predictions)
-    _save(result, path)
-    (path / "checkpoint.pt").unlink(missing_ok=True)
+    if dist.is_main():
+        _save(result, path)
+        (path / "checkpoint.pt").unlink(missing_ok=True)
+    dist.barrier()   # under torchrun the other ranks return once rank 0 has written the run
     result.path = path
     return result
 
@@ -156,8 +170,13 @@ def main(argv=None) -> None:
             config = check_run(from_dict(RunConfig, read_yaml(args.config)))
             print(json.dumps({"key": run_key(config), **key_material(config)}, indent=1, default=str))
         return
-    with user_errors(prog):
-        result = run(read_yaml(args.config), args.cache)
+    try:
+        with user_errors(prog):
+            result = run(read_yaml(args.config), args.cache)
+    finally:
+        dist.teardown()
+    if dist.env_world_size() > 1 and int(os.environ.get("RANK", "0")) != 0:
+        return   # under torchrun rank 0 prints
     print(json.dumps(result.metrics, indent=1))
     print(f"saved in {result.path}")
 

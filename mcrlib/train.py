@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from mcrlib import distributed as dist
 from mcrlib.atomic import save_torch
 from mcrlib.augment import augment_frames
 from mcrlib.config import ConfigError, TrainConfig
@@ -64,9 +65,24 @@ class NonFiniteLoss(FloatingPointError):
 class Trainer:
     def __init__(self, model, method, cfg: TrainConfig, *, seed: int = 0, task: str = "classification",
                  checkpoint_path: str | Path | None = None, callbacks=(), description: str = ""):
-        self.device = resolve_device(cfg.device)
+        # Under torchrun (WORLD_SIZE > 1) one process per rank: each takes its own GPU and joins
+        # the process group; mcrlib.distributed and docs/distributed.md say what changes.
+        self.device = dist.local_device(resolve_device(cfg.device))
+        dist.setup(self.device)
+        self.distributed = dist.is_distributed()
+        if cfg.batch_size % dist.world_size():
+            raise ConfigError(f"train.batch_size={cfg.batch_size} is invalid with {dist.world_size()} processes: "
+                              "the global batch is split evenly over the ranks, so it must be a multiple "
+                              "of the number of processes (WORLD_SIZE)")
         self.model = model.to(self.device)
         self.method = method.to(self.device)
+        if self.distributed:
+            dist.broadcast_parameters(self.model)
+            dist.broadcast_parameters(self.method)
+            if dist.rank() > 0:
+                # Each rank its own random stream (dropout, MCR's permutations, augmentation);
+                # rank 0 keeps the single process's stream.
+                torch.manual_seed(seed * 100_003 + 7_919 * dist.rank())
         self.cfg, self.seed, self.task = cfg, seed, task
         self.checkpoint_path = Path(checkpoint_path) if checkpoint_path else None
         self.callbacks: dict[str, list] = {event: [] for event in EVENTS}
@@ -103,11 +119,16 @@ class Trainer:
 
     # ---- checkpointing -------------------------------------------------------------------
     def _state(self, epoch, history, best):
-        return {"epoch": epoch, "history": history, "best": best,
-                "model": self.model.state_dict(), "method": self.method.state_dict(),
-                "optimizer": self.optimizer.state_dict(),
-                "rng": torch.get_rng_state(),
-                "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
+        """The checkpoint. Under torchrun a collective (every rank's random state is gathered,
+        for an exact resume); only rank 0 writes it."""
+        rng = torch.get_rng_state()
+        cuda_rng = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+        state = {"epoch": epoch, "history": history, "best": best,
+                 "model": self.model.state_dict(), "method": self.method.state_dict(),
+                 "optimizer": self.optimizer.state_dict(), "rng": rng, "cuda_rng": cuda_rng}
+        if dist.is_distributed():
+            state["rank_rng"] = dist.gather_objects((rng, cuda_rng))
+        return state
 
     def _restore(self):
         if not (self.checkpoint_path and self.checkpoint_path.exists()):
@@ -120,9 +141,12 @@ class Trainer:
         self.model.load_state_dict(state["model"])
         self.method.load_state_dict(state["method"])
         self.optimizer.load_state_dict(state["optimizer"])
-        torch.set_rng_state(state["rng"])
-        if state["cuda_rng"] is not None and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        rng, cuda_rng = state["rng"], state["cuda_rng"]
+        if len(state.get("rank_rng") or ()) == dist.world_size():
+            rng, cuda_rng = state["rank_rng"][dist.rank()]
+        torch.set_rng_state(rng.cpu())
+        if cuda_rng is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all([r.cpu() for r in cuda_rng])
         return state["epoch"] + 1, state["history"], state["best"]
 
     # ---- one epoch -----------------------------------------------------------------------
@@ -151,13 +175,18 @@ class Trainer:
         total = sum(terms.values())
         # The step's one CPU-GPU sync point: a non-finite term makes the total non-finite, and
         # the optimizer must not step on it. The terms are inspected only when it fails.
-        if not torch.isfinite(total):
+        # Under torchrun every rank tests the sum of the ranks' totals, so all stop together.
+        if not torch.isfinite(dist.average_tensors([total])[0] if self.distributed else total):
             bad = " and ".join(f"{k!r} is {v.item()}" for k, v in terms.items() if not torch.isfinite(v).all())
             raise NonFiniteLoss(f"loss term {bad or 'total'} at step {global_step}; "
                                 "lower the learning rate or check the inputs")
         self.optimizer.zero_grad(set_to_none=True)
         self.method.backward(terms, self.model)
         self.method.after_backward(self.model, batch, output)
+        # Under torchrun: each rank's final (after any modulation) gradient, averaged over the
+        # ranks, so every rank takes the same step.
+        if self.distributed:
+            dist.average_gradients([*self.model.parameters(), *self.method.parameters()])
         self.set_lr(global_step)
         self.optimizer.step()
         logs = {f"loss_{k}": v.detach() for k, v in terms.items()}
@@ -174,6 +203,9 @@ class Trainer:
         sums: dict[str, torch.Tensor] = {}
         steps = 0
         for step, batch in enumerate(data.loader("train", self.cfg.batch_size, epoch, self.seed)):
+            # under torchrun: this rank's rows of the global batch (the order is the same everywhere)
+            if self.distributed:
+                batch = dist.shard(batch, self.cfg.batch_size)
             batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
             try:
                 logs = self.step(batch, epoch * steps_per_epoch + step)
@@ -185,9 +217,15 @@ class Trainer:
         if steps == 0:
             raise ValueError(f"the training split has fewer samples than one batch "
                              f"(batch_size={self.cfg.batch_size}); lower train.batch_size")
+        # under torchrun: rank 0's buffers (state kept from its own shards) on every rank, so
+        # that validation, early stopping and the checkpoint agree everywhere
+        dist.broadcast_buffers(self.model)
+        dist.broadcast_buffers(self.method)
         # one transfer for every sum (a sync point, once per epoch)
-        means = (torch.stack([torch.as_tensor(v, dtype=torch.float32, device=self.device).reshape(())
-                              for v in sums.values()]) / steps).tolist()
+        means = torch.stack([torch.as_tensor(v, dtype=torch.float32, device=self.device).reshape(())
+                             for v in sums.values()]) / steps
+        # under torchrun: the mean over ranks of each rank's mean over its shards
+        means = dist.average_tensors([means])[0].tolist()
         return {f"train_{k}": v for k, v in zip(sums, means)}
 
     def evaluate(self, data: TensorSplits, split: str):
@@ -209,7 +247,8 @@ class Trainer:
         start, history, best = self._restore()
         stopped_early = best["bad_epochs"] >= cfg.patience
         bar = tqdm(range(start, cfg.max_epochs), desc=self.description or "epochs", leave=False,
-                   disable=not cfg.progress or stopped_early, initial=start, total=cfg.max_epochs)
+                   disable=not cfg.progress or stopped_early or not dist.is_main(), initial=start,
+                   total=cfg.max_epochs)
         for epoch in bar:
             if stopped_early:
                 break
@@ -228,7 +267,9 @@ class Trainer:
             history.append(record)
             stopped_early = best["bad_epochs"] >= cfg.patience
             if self.checkpoint_path:
-                save_torch(self._state(epoch, history, best), self.checkpoint_path)
+                state = self._state(epoch, history, best)   # a collective under torchrun
+                if dist.is_main():
+                    save_torch(state, self.checkpoint_path)
             bar.set_postfix(val_score=f"{score:.3f}", best_epoch=best["epoch"])
         bar.close()
         self.model.load_state_dict(best["state"])

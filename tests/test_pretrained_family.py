@@ -66,3 +66,11 @@ def test_figure4_families_group_the_dataset_entries_in_config_order():
                         "methods": ["ensemble", "joint"], "seeds": [0]})
     assert study.families() == {"ResNet-18": ["a", "c"], "conformer-tiny": ["b (tiny)"]}
     assert study.run_config("joint", "a", 0) == study.run_config("joint", "b (tiny)", 0)  # a label, not a setting
+
+
+def test_mcr_refuses_latents_of_unequal_width_with_what_to_change(tmp_path):
+    config = from_dict(RunConfig, {"data": DATA, "model": {"latent_dim": 8, "encoders": {"x1": SPEECH}},
+                                   "train": {"max_epochs": 2, "batch_size": 16, "progress": False},
+                                   "method": {"name": "mcr", "params": {"copies": 4}}})
+    with pytest.raises(ConfigError, match=r"widths must be equal, got \{'x1': 16, 'x2': 8\}.*lambda_con: 0"):
+        run(config, tmp_path)

@@ -9,11 +9,16 @@ export PATH := $(BIN):$(PATH)
 setup: $(VENV)/.installed
 
 # The environment comes from the project's own files: pyproject.toml pins torch, torchaudio and
-# torchvision together (the PyPI CUDA build, which also runs on CPU).
-$(VENV)/.installed: pyproject.toml
+# torchvision together (the PyPI CUDA build, which also runs on CPU). facenet-pytorch (MTCNN, whose
+# weights ship in its wheel: CREMA-D's face features, mcrlib/data/face_features.py) is installed
+# with --no-deps: its metadata pins torch<2.3, torchvision<0.18, numpy<2 and Pillow<10.3, which
+# conflict with ours, while its code runs on our versions. This recipe installs it, so the
+# environment depends on the Makefile too.
+$(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --upgrade pip
 	$(BIN)/pip install -e '.[dev]'
+	$(BIN)/pip install --no-deps facenet-pytorch==2.6.0
 	touch $@
 
 repro: setup

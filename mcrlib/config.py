@@ -94,6 +94,10 @@ def to_dict(config) -> dict:
     return plain(dataclasses.asdict(config))
 
 
+# model.encoders kinds (mcrlib.models.build_encoder) and the sample rank each one reads.
+ENCODER_KINDS = {"speech_conformer": 1, "video_conformer": 4, "conformer": 2}
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """Encoders by each modality's declared family (vectors: MLP; spectrograms and images:
@@ -112,6 +116,12 @@ class ModelConfig:
     fusion: Literal["linear", "cosine", "arm", "unimodal_sum"] = "linear"
     cosine_scale: float = 10.0   # fusion cosine: s, the cosine logits' scale (MMCosine's default)
     boost_rate: float = 1.0      # fusion unimodal_sum: the ensemble's rate (ReconBoost)
+    # Per-modality encoder overrides: modality -> {kind: one of ENCODER_KINDS, ...its keyword
+    # arguments}. The pretrained-encoder ("Conformer") family of paper A.3 (mcrlib.models.
+    # build_encoder): speech_conformer (Wav2Vec2 / HuBERT + Conformer, raw waveforms),
+    # video_conformer (ViViT + Conformer, frames), conformer (a Conformer over a feature sequence,
+    # e.g. face features). Modalities not named here take their family's default encoder.
+    encoders: dict = field(default_factory=dict)
 
     def __post_init__(self):
         check(self.hidden_dim >= 1, "model.hidden_dim", self.hidden_dim, "an integer >= 1")
@@ -121,6 +131,9 @@ class ModelConfig:
         check(self.resnet_width >= 1, "model.resnet_width", self.resnet_width, "an integer >= 1")
         check(self.cosine_scale > 0, "model.cosine_scale", self.cosine_scale, "a scale > 0")
         check(self.boost_rate > 0, "model.boost_rate", self.boost_rate, "a rate > 0")
+        for modality, spec in self.encoders.items():
+            check(isinstance(spec, Mapping) and spec.get("kind") in ENCODER_KINDS, f"model.encoders.{modality}",
+                  spec, f"{{kind: one of {list(ENCODER_KINDS)}, ...that encoder's arguments}}")
 
 
 @dataclass(frozen=True)

@@ -4,3 +4,8 @@ from __future__ import annotations
 
 class DataError(ValueError):
     """Input data that cannot be used: files missing from a corpus, changed bytes, a bad download."""
+
+
+class WeightsError(DataError):
+    """Pretrained weights that cannot be loaded: a hub id that is neither cached nor downloadable
+    (no network), or a local folder without the checkpoint's files."""

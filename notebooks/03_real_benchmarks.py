@@ -20,12 +20,26 @@
 # and Figure 4's accuracy gain over the Ensemble. On the quick profile the dataset is AV-Digits
 # (real spoken digits from FSDD paired with UCI handwritten digits, split by speaker); the paper
 # profile configures CREMA-D, AVE, UCF-51, CMU-MOSI/MOSEI and Something-Something V2.
+# Figure 4 has one row per backbone family: the ResNet-18 family and the pretrained-encoder
+# ("Conformer") family of paper A.3 (CREMA-D: Wav2Vec2 + face features; AVE: HuBERT + ViViT;
+# each encoder followed by a Conformer), given by each dataset entry's `family` and `model.encoders`.
 # This notebook only reads run results; training lives in `mcrlib` and its run cache.
-# Its own defaults below are the *smoke* profile: a small synthetic dataset, so it runs anywhere.
+# Its own defaults below are the *smoke* profile: a small synthetic dataset, so it runs anywhere,
+# once with MLP encoders and once with `conformer-tiny`: the pretrained family's exact code path
+# (transformers' Wav2Vec2 and HuBERT classes, torchaudio's Conformer) from tiny random configs,
+# each modality's 64 features read as a waveform. It checks the two-family layout, not accuracy.
 
 # %% tags=["parameters"]
 profile = "smoke"
-datasets = {'synthetic (smoke)': {'name': 'synthetic', 'params': {'latent_dim': 8, 'input_dim': 64, 'mean_scale': 2.5, 'n_train': 256, 'n_val': 256, 'n_test': 512}}}
+smoke_data = {'latent_dim': 8, 'input_dim': 64, 'mean_scale': 2.5, 'n_train': 256, 'n_val': 256, 'n_test': 512}
+tiny_speech = {'hidden_size': 16, 'num_hidden_layers': 2, 'num_attention_heads': 2, 'intermediate_size': 32, 'conv_dim': [8, 8], 'conv_kernel': [3, 3], 'conv_stride': [2, 2], 'num_conv_pos_embeddings': 4, 'num_conv_pos_embedding_groups': 2, 'layerdrop': 0.0, 'mask_time_prob': 0.0}
+tiny_head = {'bottleneck': 8, 'd_model': 16, 'n_layers': 2, 'n_heads': 2, 'conv_kernel': 3}
+datasets = {
+    'synthetic (smoke)': {'name': 'synthetic', 'params': smoke_data, 'family': 'MLP'},
+    'synthetic (smoke), conformer-tiny': {'name': 'synthetic', 'params': smoke_data, 'family': 'conformer-tiny', 'model': {'encoders': {
+        'x1': {'kind': 'speech_conformer', 'backbone': 'wav2vec2', 'random_config': tiny_speech, 'keep_layers': 2, 'head': tiny_head},
+        'x2': {'kind': 'speech_conformer', 'backbone': 'hubert', 'random_config': tiny_speech, 'keep_layers': 2, 'head': tiny_head}}}},
+}
 seeds = [0, 1, 2]
 methods = ["ensemble", "joint", "multiloss", "unipre_frozen", "unipre_finetuned", "ogm", "agm", "mlb", "mmpareto", "reconboost", "dnr", "mcr"]
 model = {"hidden_dim": 32, "latent_dim": 16}
@@ -88,16 +102,22 @@ table
 gains = gain_over_ensemble(runs[~runs["method"].str.startswith("unimodal")])
 summary = mean_std(gains, index="dataset", columns="method", value="gain")
 order = [m for m in TABLE_ORDER if m in set(summary["method"])]
-fig, axes = plt.subplots(1, len(study.datasets), figsize=(1.0 + 0.55 * len(order) * len(study.datasets), 3.6),
+families = study.families()        # one row of panels per backbone family
+width = max(len(labels) for labels in families.values())
+fig, axes = plt.subplots(len(families), width, figsize=(1.0 + 0.55 * len(order) * width, 3.6 * len(families)),
                          squeeze=False)
-for ax, dataset in zip(axes[0], study.datasets):
-    part = summary[summary["dataset"] == dataset].set_index("method").reindex(order)
-    colors = ["black" if m == "mcr" else "tab:blue" for m in order]
-    ax.bar(range(len(order)), part["mean"] * 100, yerr=part["std"].fillna(0) * 100, color=colors, capsize=3)
-    ax.axhline(0, color="0.3", lw=0.8)
-    ax.set_xticks(range(len(order)), display_names(order), rotation=60, ha="right")
-    ax.set(title=dataset, ylabel="accuracy − Ensemble (points)")
-fig.suptitle(f"Figure 4: gain over the Ensemble ({study.profile} profile, seeds {list(study.seeds)})", fontsize=10)
+for row, (family, labels) in zip(axes, families.items()):
+    for ax in row[len(labels):]:
+        ax.axis("off")
+    for ax, dataset in zip(row, labels):
+        part = summary[summary["dataset"] == dataset].set_index("method").reindex(order)
+        colors = ["black" if m == "mcr" else "tab:blue" for m in order]
+        ax.bar(range(len(order)), part["mean"] * 100, yerr=part["std"].fillna(0) * 100, color=colors, capsize=3)
+        ax.axhline(0, color="0.3", lw=0.8)
+        ax.set_xticks(range(len(order)), display_names(order), rotation=60, ha="right")
+        ax.set(title=f"{dataset}\n{family} family", ylabel="accuracy − Ensemble (points)")
+fig.suptitle(f"Figure 4: gain over the Ensemble per backbone family ({study.profile} profile, seeds "
+             f"{list(study.seeds)})", fontsize=10)
 fig.tight_layout()
 save_figure(fig, figures_dir / "fig4_benchmarks")
 plt.show()
@@ -107,6 +127,8 @@ plt.close(fig)
 # ## Key numbers (checked by `pytest --nbval-lax` on the smoke profile)
 
 # %%
+# Figure 4's panels: the families and their datasets
+print({family: labels for family, labels in families.items()})
 means = runs.groupby(["dataset", "method"])["test_acc"].mean().unstack(0)
 write_text(means.round(4).to_json(indent=1), results_dir / "metrics.json")
 # NBVAL_CHECK_OUTPUT

@@ -44,13 +44,15 @@ results = Path(sections_dir)
 claims, families = [], []
 sections = {"synthetic": ("synthetic/runs.csv", report.synthetic_claims),
             "benchmarks": ("benchmarks/runs.csv", report.benchmark_claims),
-            "ablations": ("ablations/runs.csv", report.ablation_claims)}
+            "ablations": ("ablations/runs.csv", report.ablation_claims),
+            "three modalities": ("synthetic/three_modal_runs.csv", report.fused_term_claims)}
 for section, (file, make) in sections.items():
     frame = report.load_optional(results / file)
     if frame is not None:
         rows, family = make(frame)
         claims += rows
-        families.append(family.assign(section=section))
+        if len(family):
+            families.append(family.assign(section=section))
 for file, make in (("ablations/cost.csv", report.cost_claims), ("error_analysis/errors.csv", report.error_claims)):
     frame = report.load_optional(results / file)
     if frame is not None:

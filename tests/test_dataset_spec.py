@@ -26,7 +26,7 @@ def test_every_dataset_has_the_one_shape(name):
     assert set(spec.encoder_families(cfg).values()) <= set(ENCODER_FAMILIES)
     locations = [f.name for f in dataclasses.fields(cfg) if is_location(f)]
     if spec.prepare is None:
-        assert locations == [] and name == "synthetic"
+        assert locations == [] and name in ("synthetic", "synthetic_xor")   # drawn from params
     else:
         assert locations == ["prepared"] and cfg.prepared == f"data/processed/{name}"
         prepare_fields = {f.name for f in dataclasses.fields(spec.prepare_config)}

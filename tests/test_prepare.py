@@ -15,6 +15,7 @@ from mcrlib.data.prepare import main, preparable, prepare
 from mcrlib.errors import DataError
 from tests.fixtures.ave import write_ave
 from tests.fixtures.cremad import write_cremad
+from tests.fixtures.faces import write_cremad_faces
 from tests.fixtures.fsdd import write_fsdd
 from tests.fixtures.mosi import write_affect_pickle
 from tests.fixtures.sthsth import write_sthsth
@@ -32,8 +33,14 @@ CASES = {
                  lambda out: {"prepared": str(out)}, ("audio", "visual")),
     "cremad": (lambda base: write_cremad(base / "CREMA-D"), lambda root: {"root": str(root), "image_size": 16},
                lambda out: {"prepared": str(out), "fold": 1}, ("audio", "visual")),
+    "cremad_faces": (lambda base: write_cremad_faces(base / "CREMA-D"),
+                     lambda root: {"root": str(root), "weights": "random", "face_size": 64, "device": "cpu",
+                                   "max_frames": 6, "seconds": 1.0},
+                     lambda out: {"prepared": str(out), "fold": 1}, ("audio", "visual")),
     "ave": (write_ave, lambda root: {"root": str(root), "frame_size": 16},
             lambda out: {"prepared": str(out)}, ("audio", "visual")),
+    "ave_pretrained": (write_ave, lambda root: {"root": str(root), "frame_size": 16, "audio_seconds": 1.0},
+                       lambda out: {"prepared": str(out)}, ("audio", "visual")),
     "ucf51": (write_ucf, lambda root: {"root": str(root), "frame_size": 16, "val_fraction": 0.25},
               lambda out: {"prepared": str(out)}, ("audio", "visual")),
     "mosi": (lambda base: write_affect_pickle(base / "raw").parent, lambda root: {"root": str(root)},
@@ -50,7 +57,7 @@ def no_data_roots(monkeypatch):
 
 
 def test_every_registered_dataset_but_the_generator_has_a_stage():
-    assert set(preparable()) == set(DATASETS) - {"synthetic"}
+    assert set(preparable()) == set(DATASETS) - {"synthetic", "synthetic_xor"}
     assert set(CASES) | {"mosei"} == set(preparable())   # MOSEI shares MOSI's code and schema
 
 

@@ -61,3 +61,15 @@ def test_a_verdict_that_changes_between_runs_is_inconclusive():
     assert out["verdict (threads)"].tolist() == ["holds", "inconclusive", "—"]
     assert out["verdict, all runs"].tolist() == ["holds", "inconclusive (differs between runs)", "inconclusive"]
     assert report.with_other_runs(claims, {}) is claims
+
+
+def test_fused_term_claims_compare_fused_with_pairwise_on_both_sample_sets():
+    three = runs({"joint": 0.0, "mcr": 0.0, "mcr_fused": 0.03})
+    fused = three["method"] == "mcr_fused"
+    # where x3 is silent, fused and pairwise differ by +-1 point from seed to seed: no effect
+    three["acc_x3-silent"] = three["test_acc"] - 0.3 - fused * (0.03 + 0.01 * (-1) ** (three["seed"] // 2))
+    claims, families = report.fused_term_claims(three)
+    assert [c["data"] for c in claims] == ["synthetic XOR, all test samples", "synthetic XOR, x3-silent samples"]
+    assert [c["verdict"] for c in claims] == ["holds", "inconclusive"]     # +3 points; 0 where x3 is silent
+    assert set(families["family"]) == {"fused term, all test samples", "fused term, x3-silent samples"}
+    assert report.fused_term_claims(three[~fused])[0] == []      # a run without the fused variant

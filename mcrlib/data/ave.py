@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Literal
 
 from mcrlib.config import check
 from mcrlib.data import media
@@ -57,7 +58,10 @@ class PrepareConfig:
     audio_seconds: float = 10.0  # the event segment is tiled to this length
     nperseg: int = 512           # spectrogram window
     noverlap: int = 353          # window overlap (hop = nperseg - noverlap = 159)
-    num_frames: int = 4          # 1-fps frames kept per event (ResNet: 4)
+    num_frames: int = 4          # 1-fps frames kept per event (ResNet: 4; ViViT: 10)
+    # "spectrogram": the ResNet route's log spectrogram (1, 257, 1004); "waveform": the tiled
+    # segment itself (audio_seconds * sample_rate,), for HuBERT (mcrlib.data.ave_pretrained).
+    audio: Literal["spectrogram", "waveform"] = "spectrogram"
     frame_size: int = 224        # frames stored resized to frame_size x frame_size
     allow_missing: bool = False  # listed videos absent from AVE/: skip and report instead of failing
 
@@ -134,13 +138,14 @@ def _clip(cfg: PrepareConfig, item: dict) -> dict:
         notes.append(f"audio ends at {len(wave) / sr:.2f} s, inside the event; the shorter segment is tiled")
     length = round(sr * cfg.audio_seconds)
     tiled = segment.repeat(math.ceil(length / len(segment)))[:length].clamp(-1, 1)
-    audio = media.log_psd(tiled, sr, cfg.nperseg, cfg.noverlap).unsqueeze(0)
+    audio = tiled.float() if cfg.audio == "waveform" else media.log_psd(tiled, sr, cfg.nperseg, cfg.noverlap).unsqueeze(0)
     return {"audio": audio, "visual": frames[:cfg.num_frames], "notes": notes}
 
 
-def prepare(cfg: PrepareConfig, out_dir: str | Path, *, progress: bool = True) -> Path:
+def prepare(cfg: PrepareConfig, out_dir: str | Path, *, progress: bool = True, dataset: str = "ave") -> Path:
     """Decode every listed video, compute the paper's features, and write them to the prepared
-    folder `out_dir` (train/val/test .pt, ids.json, report.json). Returns `out_dir`."""
+    folder `out_dir` (train/val/test .pt, ids.json, report.json). Returns `out_dir`. `dataset`
+    names the folder's content in its report (mcrlib.data.ave_pretrained prepares its own)."""
     root = locate(cfg)
     lists = {split: read_list(root / name) for split, name in LISTS.items()}
     missing = {e["id"] for events in lists.values() for e in events
@@ -168,7 +173,7 @@ def prepare(cfg: PrepareConfig, out_dir: str | Path, *, progress: bool = True) -
     settings = {k: v for k, v in asdict(cfg).items() if k != "root"}   # the root is recorded apart
     shared = sorted(set(ids["train"]) & (set(ids["val"]) | set(ids["test"])) | set(ids["val"]) & set(ids["test"]))
     report = {
-        "dataset": "ave", "root": str(root), "source": SOURCE, "settings": settings,
+        "dataset": dataset, "root": str(root), "source": SOURCE, "settings": settings,
         "n_classes": len(CLASSES), "classes": list(CLASSES),
         "shapes": {"audio": list(tensors["train"]["audio"].shape[1:]),
                    "visual": list(tensors["train"]["visual"].shape[1:])},

@@ -32,7 +32,8 @@ from mcrlib.errors import DataError
 ENCODER_FAMILIES = ("mlp",          # feature vectors (D,)
                     "resnet2d",     # one image or spectrogram (C, H, W): ResNet-18
                     "frames",       # a stack of frames (T, C, H, W): ResNet-18 per frame, or model.video_encoder
-                    "sequence")     # a feature sequence (T, D): Transformer
+                    "sequence",     # a feature sequence (T, D): Transformer
+                    "waveform")     # raw audio (L,): only model.encoders' speech_conformer reads it
 
 
 def location(default: str = ""):

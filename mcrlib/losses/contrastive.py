@@ -14,9 +14,17 @@ Why ntxent is computed here and not by NTXentLoss: with label positives the libr
 classes, which costs ~0.7 s per training step on a CPU. The same quantity needs only the
 (rows x rows) similarity matrix: loss_ij = softplus(logsumexp_{k neg of i} s_ik/t - s_ij/t).
 The test suite checks it equals NTXentLoss on random inputs.
+
+`fused_contrastive_loss` is the fused-modality term of ConFu (Koutoupis, Zervou, Kontras, De Vos,
+Tsakalides, Tsagkatakis, "The More, the Merrier: Contrastive Fusion for Higher-Order Multimodal
+Alignment", arXiv 2511.21331; code estafons/confu), in our own, parameter-free reading: each
+pair of modalities, fused as the L2-normalised sum of their L2-normalised latents, against each
+remaining modality, in the same form and temperature as L_con. docs/methods.md says where it
+differs from ConFu's code (a learned fusion MLP per pair, CLIP InfoNCE, tau 0.07).
 """
 from __future__ import annotations
 
+from itertools import combinations
 from typing import Literal, Sequence
 
 import torch
@@ -80,3 +88,30 @@ def contrastive_loss(latents: Sequence[torch.Tensor], labels: torch.Tensor | Non
     if form == "supcon":
         return SupConLoss(temperature=temperature)(embeddings, labels)
     return ntxent_with_labels(embeddings, labels, temperature)
+
+
+def fused_pairs(n_modalities: int) -> list[tuple[tuple[int, int], int]]:
+    """((i, j), k) for every pair i < j of modalities and every other modality k, in index order:
+    for M = 3, ((0, 1), 2), ((0, 2), 1), ((1, 2), 0); M(M-1)(M-2)/2 of them."""
+    return [((i, j), k) for i, j in combinations(range(n_modalities), 2)
+            for k in range(n_modalities) if k not in (i, j)]
+
+
+def fused_contrastive_loss(latents: Sequence[torch.Tensor], labels: torch.Tensor | None, *,
+                           form: ContrastiveForm = "ntxent", temperature: float = 0.5) -> torch.Tensor:
+    """ConFu's fused-modality term (our reading, no parameters), M >= 3 latents of one width:
+
+        f_ij = (z_i/|z_i| + z_j/|z_j|) / |z_i/|z_i| + z_j/|z_j||
+        L_fus = mean over ((i, j), k) in fused_pairs(M) of contrastive_loss([f_ij, z_k], labels)
+
+    with `contrastive_loss`'s form and temperature (the stacked [f_ij; z_k] with labels [y; y]:
+    every same-label pair is a positive; `labels=None`: sample identity). The fused row is
+    normalised again by the form itself, so the sum is passed as is (the same value).
+    A pair whose normalised latents cancel (z_j/|z_j| = -z_i/|z_i|) has no direction: as in
+    F.normalize, its norm is clamped at 1e-12."""
+    if len(latents) < 3:
+        raise ValueError(f"the fused contrastive term needs at least 3 modalities, got {len(latents)}")
+    unit = [F.normalize(z, dim=1) for z in latents]
+    terms = [contrastive_loss([unit[i] + unit[j], latents[k]], labels, form=form, temperature=temperature)
+             for (i, j), k in fused_pairs(len(latents))]
+    return torch.stack(terms).mean()

@@ -19,7 +19,16 @@ subsets (paper section 3.2; "all" is appendix A.5); latents of the training-mode
 Algorithm 1, A.6; the release's eval-mode re-forward is `latent_source: eval_reforward`); the
 reference h_clean not detached and NT-Xent with labels (the release; the paper's SupCon eq. 15 is
 `contrastive: supcon`); init_from_unimodal false (the profiles set it where METHOD.md's table
-says the encoders are pre-trained unimodally).
+says the encoders are pre-trained unimodally); contrastive_terms pairwise (the paper's L_con alone).
+
+Option, not in the paper: `contrastive_terms: fused` adds ConFu's fused-modality term (Koutoupis,
+Zervou, Kontras, De Vos, Tsakalides, Tsagkatakis, arXiv 2511.21331; code estafons/confu),
+lambda_con * mcrlib.losses.fused_contrastive_loss: each pair of modalities, fused as the
+normalised sum of their normalised latents, against each remaining modality, in L_con's form and
+temperature; logged as its own term, "fused". It needs M >= 3 (`unsupported`). Our reading, not
+ConFu's code: no learned fusion MLP (ConFu: one per pair, on the concatenated encoder features),
+L_con's supervised form and tau 0.5 (ConFu: CLIP InfoNCE on sample identity, tau 0.07), and the
+term is added to L_con at its weight (ConFu: the mean of the six InfoNCE terms); docs/methods.md.
 
 Deviations from the reference code: the release's two-modality classifier computes L_MIPD and
 L_con but never adds them to the loss it back-propagates; here every enabled term is part of it.
@@ -34,8 +43,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mcrlib.config import check
-from mcrlib.losses import CEBDecoder, contrastive_loss, jsd_rows, make_perturbation, mipd_loss, mse_rows
+from mcrlib.config import ConfigError, check
+from mcrlib.losses import CEBDecoder, contrastive_loss, fused_contrastive_loss, jsd_rows, make_perturbation, mipd_loss, mse_rows
 from mcrlib.methods.base import Method, encoder_runs, load_encoders, method_params, register, task_loss
 
 
@@ -59,6 +68,8 @@ class MCR(Method):
         latent_source: Literal["train", "eval_reforward"] = "train"   # paper Alg. 1, A.6 (release: eval)
         detach_reference: bool = False   # the release's main model keeps h_clean attached
         contrastive: Literal["ntxent", "supcon"] = "ntxent"   # the release; the paper's eq. 15: supcon
+        # pairwise: L_con alone (the paper); fused: + ConFu's fused-pair-vs-third term (M >= 3)
+        contrastive_terms: Literal["pairwise", "fused"] = "pairwise"
         temperature: float = 0.5     # tau (every row)
         init_from_unimodal: bool = False   # start from the unimodal runs' encoders (profiles: as METHOD.md)
 
@@ -67,6 +78,13 @@ class MCR(Method):
                 check(getattr(self, key) >= 0, f"method.params.{key}", getattr(self, key), "a weight >= 0")
             check(self.copies >= 1, "method.params.copies", self.copies, "P >= 1 perturbed copies")
             check(self.temperature > 0, "method.params.temperature", self.temperature, "a temperature > 0")
+
+    @classmethod
+    def unsupported(cls, params, task, modalities):
+        if params.contrastive_terms == "fused" and len(modalities) < 3:
+            return (f"MCR's fused contrastive term (contrastive_terms: fused, ConFu) aligns a fused pair of "
+                    f"modalities with a third: it needs at least 3 modalities, not {len(modalities)}")
+        return None
 
     @classmethod
     def required_runs(cls, config, modalities):
@@ -81,9 +99,17 @@ class MCR(Method):
 
     def __init__(self, params, *, model, task="classification"):
         super().__init__(params, model=model, task=task)
+        reason = self.unsupported(params, task, tuple(model.modalities))
+        if reason:
+            raise ConfigError(f"method 'mcr' cannot run on modalities {list(model.modalities)}: {reason}")
         self.perturbation = make_perturbation(params.perturbation, params.copies)
         self.divergence = mse_rows if task == "regression" else jsd_rows
         dims = [model.encoders[m].out_dim for m in model.modalities]
+        if params.lambda_con > 0 and len(set(dims)) > 1:
+            widths = {m: d for m, d in zip(model.modalities, dims)}
+            raise ConfigError(f"method 'mcr': L_con compares the modalities' latents in one space, so their "
+                              f"widths must be equal, got {widths}; give every encoder the same output width "
+                              "(model.latent_dim, or each model.encoders entry's head d_model) or set lambda_con: 0")
         self.ceb = CEBDecoder(n_classes=model.n_classes, latent_dims=dims) if params.lambda_ceb > 0 else None
         self.diagnostics: dict[str, torch.Tensor] = {}   # detached, read by the trainer at its log points
 
@@ -123,6 +149,9 @@ class MCR(Method):
             labels = None if self.task == "regression" else y
             terms["contrastive"] = p.lambda_con * contrastive_loss(
                 latents, labels, form=p.contrastive, temperature=p.temperature)
+            if p.contrastive_terms == "fused":
+                terms["fused"] = p.lambda_con * fused_contrastive_loss(
+                    latents, labels, form=p.contrastive, temperature=p.temperature)
         if self.ceb is not None:
             terms["ceb"] = p.lambda_ceb * self.ceb(output.logits, latents)
         return terms

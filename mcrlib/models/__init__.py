@@ -1,29 +1,63 @@
 """Models built from configs."""
 from __future__ import annotations
 
+import inspect
+
 import torch
 
-from mcrlib.config import ConfigError, ModelConfig
+from mcrlib.config import ENCODER_KINDS, ConfigError, ModelConfig
 from mcrlib.models.arm_fusion import ARMFusion
 from mcrlib.models.cosine_fusion import CosineFusion
 from mcrlib.models.unimodal_sum_fusion import UnimodalSumFusion
 from mcrlib.data.tensors import TensorSplits
 from mcrlib.models.fusion import LateLinearFusion
+from mcrlib.models.conformer_head import ConformerHead
 from mcrlib.models.mlp import MLPEncoder
 from mcrlib.models.resnet import FramesEncoder, ImageEncoder
+from mcrlib.models.speech_encoder import SpeechConformerEncoder
 from mcrlib.models.swin import SwinVideoEncoder
 from mcrlib.models.transformer import TransformerEncoder
 from mcrlib.models.multimodal import ModelOutput, MultimodalModel
+from mcrlib.models.vivit_encoder import VideoConformerEncoder
 
 
 # The family of a modality's samples by tensor rank: only for TensorSplits made by hand (tests,
 # benchmarks); a dataset declares its families in its spec.
 _FAMILY_BY_RANK = {1: "mlp", 2: "sequence", 3: "resnet2d", 4: "frames"}
+# The pretrained-encoder family (paper A.3): model.encoders' kinds. transformers is imported by
+# these classes only when one is built, so a run without them never pays its import.
+_ENCODER_CLASSES = {"speech_conformer": SpeechConformerEncoder, "video_conformer": VideoConformerEncoder,
+                    "conformer": ConformerHead}
+
+
+def _configured_encoder(spec: dict, sample: torch.Tensor, name: str):
+    """model.encoders[name]: {kind, ...arguments}; a Conformer over features reads its width."""
+    kind, args = spec["kind"], {k: v for k, v in spec.items() if k != "kind"}
+    if sample.dim() != ENCODER_KINDS[kind]:
+        raise ConfigError(f"model.encoders.{name}: kind {kind!r} reads samples of rank {ENCODER_KINDS[kind]}, "
+                          f"but modality {name!r} has samples of shape {tuple(sample.shape)}")
+    cls = _ENCODER_CLASSES[kind]
+    if kind == "conformer":
+        args = {"in_dim": sample.shape[-1], **args}
+    allowed = [p for p in inspect.signature(cls).parameters if p != "self"]
+    unknown = sorted(set(args) - set(allowed))
+    if unknown:
+        raise ConfigError(f"model.encoders.{name}: unknown arguments {unknown} for kind {kind!r}; "
+                          f"allowed: {allowed}")
+    return cls(**args)
 
 
 def build_encoder(cfg: ModelConfig, sample: torch.Tensor, name: str, family: str | None = None):
-    """The encoder of one modality: its declared family, with sizes read from one sample."""
+    """The encoder of one modality: model.encoders' entry for it, else its declared family's
+    default, with sizes read from one sample."""
+    if name in cfg.encoders:
+        return _configured_encoder(cfg.encoders[name], sample, name)
     family = family or _FAMILY_BY_RANK.get(sample.dim())
+    if family == "waveform":
+        raise ConfigError(f"modality {name!r} holds raw waveforms (family 'waveform'), which only the "
+                          "pretrained family encodes: set model.encoders."
+                          f"{name} = {{kind: speech_conformer, backbone: wav2vec2 or hubert, checkpoint: "
+                          "<hub id or local folder>}")
     expected = {"mlp": 1, "sequence": 2, "resnet2d": 3, "frames": 4}
     if family not in expected:
         raise ValueError(f"modality {name!r}: no encoder family {family!r} (samples of shape "
@@ -68,5 +102,5 @@ def build_fusion(cfg: ModelConfig, latent_dims: list[int], n_outputs: int):
 
 
 __all__ = ["FramesEncoder", "ImageEncoder", "TransformerEncoder", "LateLinearFusion", "MLPEncoder", "ModelOutput", "MultimodalModel",
-           "SwinVideoEncoder",
+           "SwinVideoEncoder", "ConformerHead", "SpeechConformerEncoder", "VideoConformerEncoder",
            "build_encoder", "build_fusion", "build_model", "ARMFusion", "CosineFusion", "UnimodalSumFusion"]

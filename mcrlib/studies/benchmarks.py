@@ -17,11 +17,15 @@ from mcrlib.search import SearchConfig
 from mcrlib.studies.grid import overridden, run_grid
 
 
+DEFAULT_FAMILY = "ResNet-18"
+
+
 @dataclass(frozen=True)
 class BenchmarkStudyConfig:
     profile: str = "smoke"
     # label -> {name, params, and optionally: folds (one per seed, as data.params.fold),
-    # model / train / method_params (this dataset's overrides, e.g. METHOD.md's per-dataset table)}
+    # model / train / method_params (this dataset's overrides, e.g. METHOD.md's per-dataset table),
+    # family (Figure 4's backbone family of this entry: "ResNet-18" unless given, e.g. "Conformer")}
     datasets: dict = field(default_factory=dict)
     seeds: tuple[int, ...] = (0, 1, 2)
     methods: tuple[str, ...] = ("ensemble", "joint", "mcr")
@@ -34,7 +38,7 @@ class BenchmarkStudyConfig:
     def __post_init__(self):
         check(len(self.datasets) > 0, "benchmarks.datasets", self.datasets, "at least one dataset")
         check(len(self.seeds) > 0, "benchmarks.seeds", list(self.seeds), "a non-empty list of seeds")
-        allowed = {"name", "params", "folds", "model", "train", "method_params", "calibrated"}
+        allowed = {"name", "params", "folds", "model", "train", "method_params", "calibrated", "family"}
         for label, spec in self.datasets.items():
             check(isinstance(spec, dict) and spec.get("name") in DATASETS and set(spec) <= allowed,
                   f"benchmarks.datasets.{label}", spec,
@@ -57,6 +61,17 @@ class BenchmarkStudyConfig:
                 raise ConfigError(f"benchmarks: {name!r} has parameters but is not in benchmarks.methods")
         for name, params in self.method_params.items():
             method_params(name, params)
+
+    def family(self, label: str) -> str:
+        """Figure 4's backbone family of dataset entry `label`."""
+        return self.datasets[label].get("family", DEFAULT_FAMILY)
+
+    def families(self) -> dict[str, list[str]]:
+        """family -> its dataset labels, both in the order of the config."""
+        grouped: dict[str, list[str]] = {}
+        for label in self.datasets:
+            grouped.setdefault(self.family(label), []).append(label)
+        return grouped
 
     def data_config(self, label: str, seed: int) -> DataConfig:
         spec = self.datasets[label]

@@ -14,6 +14,7 @@ from mcrlib.methods import method_params
 from mcrlib.run_key import check_run
 from mcrlib.search import SearchConfig
 from mcrlib.studies.grid import grid_runs, run_grid
+from mcrlib.studies.three_modal import ThreeModalConfig, run_config as three_modal_config
 
 MODALITIES = ("x1", "x2")
 
@@ -33,6 +34,8 @@ class SyntheticStudyConfig:
     workers: int = 1
     # true: `data` takes the generator setting the calibration chose (applied by `resolve`)
     calibrated: bool = False
+    # the three-modality XOR case (mcrlib.studies.three_modal), on these seeds; None: not run
+    three_modal: ThreeModalConfig | None = None
 
     def __post_init__(self):
         check(len(self.ratios) > 0 and all(r >= 0 for r in self.ratios), "synthetic.ratios",
@@ -55,6 +58,9 @@ class SyntheticStudyConfig:
                   "no value here: fractions come from ratios/unique2 and data_seed from seeds")
         for ratio in self.ratios:
             self.data_config(ratio, 0)
+        if self.three_modal is not None:   # its model/train overrides and method params, validated
+            for label in self.three_modal.methods:
+                three_modal_config(self, label, self.seeds[0])
 
     def data_config(self, ratio: float, seed: int) -> SyntheticConfig:
         try:

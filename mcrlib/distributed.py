@@ -90,11 +90,28 @@ def _coalesced_all_reduce_mean(tensors: list[torch.Tensor]) -> None:
 
 def average_gradients(parameters) -> None:
     """Each parameter's .grad <- its mean over ranks (the gradient of the global batch's mean
-    loss when every rank's loss is a mean over its equally large shard). Parameters without a
-    gradient are skipped; the set is the same on every rank (same model, same method)."""
+    loss when every rank's loss is a mean over its equally large shard).
+
+    Which parameters have a gradient can differ between ranks: the pretrained speech encoders'
+    LayerDrop and SpecAugment draw per rank, so a layer skipped on one rank is trained on
+    another. The ranks first agree on the set (one small all-reduce of a flag per parameter); a
+    parameter with a gradient on some rank gets a zero gradient where it has none (its shard did
+    not reach it, as DDP's find_unused_parameters counts it), and one without a gradient on any
+    rank keeps none, so the optimizer skips it exactly as in a single process."""
     if not is_distributed():
         return
-    grads = [p.grad for p in parameters if p.grad is not None]
+    params = [p for p in parameters if p.requires_grad]
+    if not params:
+        return
+    device = next((p.grad.device for p in params if p.grad is not None), params[0].device)
+    used = torch.tensor([p.grad is not None for p in params], dtype=torch.uint8, device=device)
+    dist.all_reduce(used, op=dist.ReduceOp.MAX)
+    grads = []
+    for p, on_some_rank in zip(params, used.tolist()):   # .tolist(): a CPU-GPU sync point, once a step
+        if on_some_rank:
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
+            grads.append(p.grad)
     if grads:
         _coalesced_all_reduce_mean(grads)
 

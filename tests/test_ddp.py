@@ -140,3 +140,41 @@ def test_mcr_resumes_exactly_under_torchrun(tmp_path):
     for r in (0, 1):
         got = json.loads((tmp_path / "resumed-out" / f"rank{r}.json").read_text())
         assert got["history"] == want["history"] and got["metrics"] == want["metrics"]
+
+
+UNEQUAL_GRADS_SCRIPT = r'''
+import json, sys
+from pathlib import Path
+import torch
+import torch.distributed as torch_dist
+from mcrlib import distributed as dist
+
+dist.setup(torch.device("cpu"))
+r = dist.rank()
+used_everywhere, used_on_rank0, never_used = (torch.nn.Parameter(torch.zeros(3)) for _ in range(3))
+used_everywhere.grad = torch.full((3,), float(r + 1))           # 1 on rank 0, 2 on rank 1
+if r == 0:                                                      # e.g. a layer LayerDrop skipped on rank 1
+    used_on_rank0.grad = torch.full((3,), 4.0)
+dist.average_gradients([used_everywhere, used_on_rank0, never_used])
+record = {"everywhere": used_everywhere.grad.tolist(), "rank0": used_on_rank0.grad.tolist(),
+          "never": never_used.grad is None}
+Path(sys.argv[1], f"rank{r}.json").write_text(json.dumps(record))
+dist.teardown()
+'''
+
+
+def test_gradients_present_on_some_ranks_only_are_averaged_with_zeros(tmp_path):
+    """The ranks agree on which parameters have a gradient before the coalesced all-reduce: a
+    parameter reached on one rank only (LayerDrop, SpecAugment) is averaged with zeros, one
+    reached nowhere keeps no gradient, and nothing hangs or mixes up tensors."""
+    script = tmp_path / "unequal.py"
+    script.write_text(UNEQUAL_GRADS_SCRIPT)
+    env = {**os.environ, "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1]), os.environ.get("PYTHONPATH", "")])}
+    launcher = Path(sys.executable).with_name("torchrun")
+    done = subprocess.run([str(launcher), "--standalone", "--nproc_per_node=2", str(script), str(tmp_path)],
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    for r in (0, 1):
+        record = json.loads((tmp_path / f"rank{r}.json").read_text())
+        assert record == {"everywhere": [1.5] * 3, "rank0": [2.0] * 3, "never": True}

@@ -192,7 +192,15 @@ def test_speech_encoder_shapes_and_gradients(backbone):
     out.square().sum().backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in enc.head.parameters())
     for layer in enc.backbone.encoder.layers:
-        assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in layer.parameters())
+        for name, p in layer.named_parameters():
+            assert p.grad is not None, name
+            if name == "attention.k_proj.bias":
+                # The key bias adds q_i . b to every logit of query i, which the softmax cancels:
+                # its gradient is zero in exact arithmetic, and only rounding (which differs
+                # between CPUs) leaves a value of about 1e-11. Assert the exact-arithmetic truth.
+                assert p.grad.abs().max() < 1e-6 * layer.attention.v_proj.bias.grad.abs().max(), name
+            else:
+                assert p.grad.abs().max() > 1e-6, name
     assert enc.backbone.feature_projection.projection.weight.grad.abs().sum() > 0
     frozen = list(enc.backbone.feature_extractor.parameters())
     assert frozen and all(not p.requires_grad and p.grad is None for p in frozen)

@@ -30,10 +30,9 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from mcrlib.config import ModelConfig, TrainConfig, from_dict, to_dict
+from mcrlib.build import build, resolve
+from mcrlib.config import MethodConfig, ModelConfig, RunConfig, TrainConfig
 from mcrlib.data import TensorSplits
-from mcrlib.methods import METHODS, method_params
-from mcrlib.models import build_model
 from mcrlib.train import Trainer, resolve_device
 
 # (modality -> sample shape, classes): the quick profile's synthetic data (vectors, MLP encoders)
@@ -58,13 +57,13 @@ def _trainer(method: str, params: dict, model_cfg: ModelConfig, shapes: dict, n_
              precision: str = "fp32"):
     data = TensorSplits(splits={"train": {m: torch.zeros(1, *s) for m, s in shapes.items()}},
                         modalities=tuple(shapes), n_classes=n_classes)
-    cls = METHODS[method]
-    parsed = method_params(method, params)
-    # the model a run of this method builds (its fusion head, if it needs another)
-    model_cfg = from_dict(ModelConfig, {**to_dict(model_cfg), **cls.model_overrides(parsed)}, "model")
-    torch.manual_seed(0)   # every variant starts from the same weights
-    model = build_model(model_cfg, data)
-    return Trainer(model, cls(parsed, model=model), TrainConfig(device=device, progress=False, precision=precision))
+    config = RunConfig(model=model_cfg, method=MethodConfig(name=method, params=params), seed=0,
+                       train=TrainConfig(device=device, progress=False, precision=precision))
+    # the model and method a run of this method builds (its fusion head, if it needs another),
+    # from seed 0: every variant starts from the same weights
+    resolved = resolve(config, data=data)
+    model, built = build(resolved, data)
+    return Trainer(model, built, resolved.config.train, seed=resolved.config.seed, task=data.task)
 
 
 def train_step(trainer: Trainer, batch: dict) -> None:

@@ -28,10 +28,9 @@ from pathlib import Path
 import torch
 
 from benchmarks.cost import PERTURBATIONS, measure_cost
-from mcrlib.config import ModelConfig, TrainConfig
+from mcrlib.build import build, resolve
+from mcrlib.config import MethodConfig, ModelConfig, RunConfig, TrainConfig
 from mcrlib.data import TensorSplits
-from mcrlib.methods import METHODS, method_params
-from mcrlib.models import build_model
 from mcrlib.train import Trainer
 
 FULL = {"shapes": {"audio": (1, 257, 188), "visual": (3, 3, 224, 224)}, "width": 64, "n_classes": 6,
@@ -77,12 +76,14 @@ def random_splits(size: dict, device) -> TensorSplits:
 
 def training_run(method: str, size: dict, device: str, precision: str) -> dict:
     data = random_splits(size, "cpu")
-    torch.manual_seed(0)
-    model = build_model(ModelConfig(resnet_width=size["width"]), data)
     params = {"copies": 32} if method == "mcr" else {}
     cfg = TrainConfig(batch_size=size["batch_size"], max_epochs=size["epochs"], warmup_epochs=0, patience=10,
                       device=device, progress=False, precision=precision)
-    trainer = Trainer(model, METHODS[method](method_params(method, params), model=model), cfg)
+    config = RunConfig(model=ModelConfig(resnet_width=size["width"]), train=cfg,
+                       method=MethodConfig(name=method, params=params), seed=0)
+    resolved = resolve(config, data=data)
+    model, built = build(resolved, data)   # seeded with 0, as a run with seed 0
+    trainer = Trainer(model, built, resolved.config.train, seed=resolved.config.seed, task=data.task)
     if trainer.device.type == "cuda":
         torch.cuda.synchronize()
     start = time.perf_counter()

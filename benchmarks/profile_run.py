@@ -4,10 +4,12 @@ checkpointing, for one epoch of real runs, each method on the same data and weig
     python -m benchmarks.profile_run --methods joint mcr --epochs 2
 
 The run is the quick profile's AV-Digits run (params.yaml `benchmarks`, fold 0, the calibrated
-recipe), or the synthetic study's (`--dataset synthetic`). Phases are timed around the trainer's
-own pieces (the same calls as `Trainer._train_epoch`), on one CPU thread by default, as the
-sweep's workers run. Times are totals per epoch in ms, the last epoch of `--epochs` (the first
-pays one-off allocations); `--top N` also prints torch.profiler's N costliest operators of a step.
+recipe), or the synthetic study's (`--dataset synthetic`), its model and method built by
+mcrlib.build as the run builds them. Each step is the trainer's own (`Trainer.step`, with its
+autocast, finiteness check and method hooks), its phases timed through the step's `mark` hook;
+one CPU thread by default, as the sweep's workers run. Times are totals per epoch in ms, the
+last epoch of `--epochs` (the first pays one-off allocations); `--top N` also prints
+torch.profiler's N costliest operators of a step.
 """
 from __future__ import annotations
 
@@ -18,20 +20,19 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-import yaml
 
 from mcrlib.atomic import save_torch
+from mcrlib.build import build, resolve
 from mcrlib.data import load_dataset
-from mcrlib.methods import METHODS, method_params
-from mcrlib.models import build_model
 from mcrlib.train import Trainer, warmup_cosine
 
 
 def run_config(dataset: str, method: str, root: Path):
+    from mcrlib.profiles import load_stage
     from mcrlib.studies import benchmarks, synthetic
-    params = yaml.safe_load((root / "params.yaml").read_text())
+    params = load_stage("quick", "synthetic", root, reads=("benchmarks",))   # calibrated, as the stages run
     if dataset == "synthetic":
-        study = synthetic.load_study(synthetic.resolve(params["synthetic"], root))
+        study = synthetic.load_study(params["synthetic"])
         return study.run_config(method, max(study.ratios), 0)
     section = params["benchmarks"]
     study = benchmarks.load_study({**section, "datasets": benchmarks.resolve_datasets(section["datasets"], root)})
@@ -40,47 +41,43 @@ def run_config(dataset: str, method: str, root: Path):
 
 def profile_epoch(config, epochs: int, top: int = 0) -> dict[str, float]:
     data = load_dataset(config.data.name, config.data.params)
-    torch.manual_seed(config.seed)
-    model = build_model(config.model, data)   # config from a study: check_run set its fusion head
-    method = METHODS[config.method.name](method_params(config.method.name, config.method.params), model=model)
+    # the run's model and method, built as mcrlib.runs builds them (same weights, same head)
+    model, method = build(resolve(config), data)
     trainer = Trainer(model, method, config.train, seed=config.seed, task=data.task)
     steps = len(data.splits["train"]["label"]) // config.train.batch_size
-    trainer.schedule = warmup_cosine(steps, config.train.max_epochs * steps)
+    trainer.schedule = warmup_cosine(round(config.train.warmup_epochs * steps), config.train.max_epochs * steps)
     for epoch in range(epochs):
         phases = dict.fromkeys(["data", "forward", "loss", "backward", "optimizer"], 0.0)
+        clock = [time.perf_counter()]
+
+        def mark(phase):   # the time since the last mark goes to `phase`
+            now = time.perf_counter()
+            phases[phase] += now - clock[0]
+            clock[0] = now
+
         model.train()
+        method.train()
         method.on_epoch_start(trainer.epoch_state(data, epoch))
-        clock = time.perf_counter()
+        clock[0] = time.perf_counter()
         for step, batch in enumerate(data.loader("train", config.train.batch_size, epoch, config.seed)):
             batch = {k: v.to(trainer.device) for k, v in batch.items()}
-            now = time.perf_counter(); phases["data"] += now - clock; clock = now
-            output = model(batch)
-            now = time.perf_counter(); phases["forward"] += now - clock; clock = now
-            terms = method.loss(model, batch, output)
-            bool(torch.isfinite(sum(terms.values())))
-            now = time.perf_counter(); phases["loss"] += now - clock; clock = now
-            trainer.optimizer.zero_grad(set_to_none=True)
-            method.backward(terms, model)
-            method.after_backward(model, batch, output)
-            now = time.perf_counter(); phases["backward"] += now - clock; clock = now
-            trainer.set_lr(epoch * steps + step)
-            trainer.optimizer.step()
-            now = time.perf_counter(); phases["optimizer"] += now - clock; clock = now
+            mark("data")
+            trainer.step(batch, epoch * steps + step, mark=mark)   # the trainer's own step
         for split in ("val", "test"):
             start = time.perf_counter()
             trainer.evaluate(data, split)
             phases[f"evaluate {split}"] = time.perf_counter() - start
         start = time.perf_counter()
         with tempfile.TemporaryDirectory() as folder:   # the trainer's per-epoch checkpoint write
-            save_torch(trainer._state(epoch, [], {"state": model.state_dict()}), Path(folder) / "checkpoint.pt")
+            save_torch(trainer.checkpoint_state(epoch, [], {"state": model.state_dict()}),
+                       Path(folder) / "checkpoint.pt")
         phases["checkpoint"] = time.perf_counter() - start
     if top:
         with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
-            batch = next(iter(data.loader("train", config.train.batch_size, 0, config.seed)))
+            batch = {k: v.to(trainer.device) for k, v in
+                     next(iter(data.loader("train", config.train.batch_size, 0, config.seed))).items()}
             for _ in range(5):
-                output = model(batch)
-                method.backward(method.loss(model, batch, output), model)
-                trainer.optimizer.step()
+                trainer.step(batch, 0)
         print(f"--- {config.method.name}: torch.profiler, 5 steps")
         print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=top))
     return {k: v * 1e3 for k, v in phases.items()} | {"steps": steps}

@@ -21,9 +21,9 @@ import tempfile
 import time
 from pathlib import Path
 
-import yaml
 
 from mcrlib.atomic import write_text
+from mcrlib.profiles import load_stage
 from mcrlib.studies import synthetic
 from mcrlib.sweep import RAY_ADDRESS_ENV, run_all
 
@@ -32,8 +32,7 @@ OUT = ROOT / "results" / "scale-out"
 
 
 def study_configs(ratios: list[float] | None) -> list:
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())["synthetic"]
-    study = synthetic.load_study(synthetic.resolve(params, ROOT))
+    study = synthetic.load_study(load_stage("quick", "synthetic", ROOT)["synthetic"])   # calibrated, as the stage runs
     return [c for labels, c in synthetic.study_runs(study) if ratios is None or labels["ratio"] in ratios]
 
 

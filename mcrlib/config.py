@@ -109,13 +109,14 @@ class ModelConfig:
     resnet_width: int = 64     # ResNet-18 base width; 64 is torchvision's ResNet-18
     # Frame stacks: ResNet-18 over the frames (CREMA-D, AVE, UCF) or Video Swin-T (Sth-Sth).
     video_encoder: Literal["resnet18", "swin3d_t"] = "resnet18"
-    # The fusion head: late linear (sum_m W_m z_m + b), MMCosine's cosine logits, ARM's
-    # asymmetric re-fusion, or the scaled sum of the unimodal heads (ReconBoost's ensemble).
-    # A method that needs another head sets it (Method.model_overrides), so the run's config
-    # names the head and a saved model rebuilds from the config alone.
-    fusion: Literal["linear", "cosine", "arm", "unimodal_sum"] = "linear"
-    cosine_scale: float = 10.0   # fusion cosine: s, the cosine logits' scale (MMCosine's default)
-    boost_rate: float = 1.0      # fusion unimodal_sum: the ensemble's rate (ReconBoost)
+    # The fusion head by name, and its own params: a plug-in of mcrlib.models.FUSION_HEADS (late
+    # linear, MMCosine's cosine logits, ARM's re-fusion, ReconBoost's sum of the unimodal heads),
+    # validated with the run by mcrlib.run_key.check_run, as method.params are (this module
+    # imports no other part of mcrlib). A method that needs another head sets both
+    # (Method.model_overrides), so the run's config names the head and a saved model rebuilds
+    # from the config alone.
+    fusion: str = "linear"
+    fusion_params: dict = field(default_factory=dict)
     # Per-modality encoder overrides: modality -> {kind: one of ENCODER_KINDS, ...its keyword
     # arguments}. The pretrained-encoder ("Conformer") family of paper A.3 (mcrlib.models.
     # build_encoder): speech_conformer (Wav2Vec2 / HuBERT + Conformer, raw waveforms),
@@ -129,8 +130,6 @@ class ModelConfig:
         check(self.layers >= 1, "model.layers", self.layers, "an integer >= 1")
         check(0 <= self.dropout < 1, "model.dropout", self.dropout, "a number in [0, 1)")
         check(self.resnet_width >= 1, "model.resnet_width", self.resnet_width, "an integer >= 1")
-        check(self.cosine_scale > 0, "model.cosine_scale", self.cosine_scale, "a scale > 0")
-        check(self.boost_rate > 0, "model.boost_rate", self.boost_rate, "a rate > 0")
         for modality, spec in self.encoders.items():
             check(isinstance(spec, Mapping) and spec.get("kind") in ENCODER_KINDS, f"model.encoders.{modality}",
                   spec, f"{{kind: one of {list(ENCODER_KINDS)}, ...that encoder's arguments}}")

@@ -1,6 +1,6 @@
 """One run on several processes (torchrun), detected from torchrun's environment.
 
-`torchrun --nproc_per_node=W -m mcrlib.runs config.yaml` (or `mcr-run` under torchrun) sets
+`torchrun --nproc_per_node=W -m mcrlib.cli config.yaml` (or `mcr-run` under torchrun) sets
 RANK, WORLD_SIZE and LOCAL_RANK; `setup(device)` then joins the process group (nccl on CUDA,
 gloo on CPU) once, and every other function here is a no-op in a single process. See
 docs/distributed.md for what is exact under data parallelism and what is not.

@@ -1,16 +1,27 @@
-"""Execute a section notebook with its params.yaml section, as a DVC stage does.
+"""Execute a section notebook under a profile, as a DVC stage does; or every stage of a profile.
 
-    python -m mcrlib.pipeline notebooks/02_synthetic_study.py --section synthetic
+    python -m mcrlib.pipeline notebooks/02_synthetic_study.py --section synthetic   # one stage, quick
+    python -m mcrlib.pipeline --profile paper        # every stage of dvc.yaml, in its order
 
 The Jupytext percent file is the source of truth: it is converted in memory and executed by
-papermill with the section's keys as parameters (injected after the tagged parameters cell),
-in the notebook's folder, with the output folders of the pipeline. The executed copy is
-written to results/notebooks/.
+papermill with the profile's name and the standard paths as parameters (injected after the
+tagged parameters cell), in the notebook's folder. The notebook loads its sections itself
+(mcrlib.profiles.load_stage: params.yaml, the profile's overrides, the calibration's choice).
+Each profile writes to its own folders (mcrlib.profiles.results_root / figures_root): quick to
+results/ and figures/ (the committed results, rebuilt by `dvc repro`), every other profile to
+results/<profile>/ and figures/<profile>/. The executed copy goes to <results>/notebooks/.
+
+A whole profile (`--profile NAME` without a notebook) runs outside DVC: first `prepare` for every
+dataset of the profile's `data` section, then each notebook stage of dvc.yaml in the file's order
+(which follows the stages' dependencies, tests/test_pipeline.py checks it). Nothing is skipped as
+up to date, but every training run comes from the run cache when it is there. params.yaml is
+never touched.
 """
 from __future__ import annotations
 
 import argparse
 import os
+import shlex
 from pathlib import Path
 
 import jupytext
@@ -21,6 +32,7 @@ import yaml
 from jupyter_client.manager import AsyncKernelManager
 
 from mcrlib.atomic import atomic_path
+from mcrlib.profiles import BASE_PROFILE, figures_root, load_profile, results_root
 
 
 class IPCKernelManager(AsyncKernelManager):
@@ -29,17 +41,11 @@ class IPCKernelManager(AsyncKernelManager):
     transport = traitlets.CaselessStrEnum(["tcp", "ipc"], default_value="ipc", config=True)
 
 
-def section_params(params_file: Path, section: str) -> dict:
-    params = yaml.safe_load(params_file.read_text()) or {}
-    if section not in params:
-        raise SystemExit(f"{params_file} has no section {section!r}; sections: {sorted(params)}")
-    return params[section]
-
-
-def execute(notebook: Path, section: str, *, root: Path, params_file: Path, also: tuple[str, ...] = ()) -> Path:
-    """Run `notebook` with the keys of `section` as parameters, and each section named in `also`
-    as one dict parameter of that name (an analysis that reads other sections' runs)."""
+def execute(notebook: Path, section: str, *, root: Path, profile: str = BASE_PROFILE) -> Path:
+    """Run `notebook` (the stage `section`) under `profile`: the notebook gets the profile's name
+    and the standard paths its parameters cell declares, and loads its sections itself."""
     root = root.resolve()
+    load_profile(profile, root)          # an unknown profile fails here, naming the available ones
     here = notebook.parent.resolve()     # the kernel's working directory
     rel = lambda path: os.path.relpath(path, here)   # injected paths do not depend on the checkout's place
     source = jupytext.read(notebook)
@@ -47,23 +53,52 @@ def execute(notebook: Path, section: str, *, root: Path, params_file: Path, also
     # What every stage offers; a notebook gets those its parameters cell declares, so papermill
     # never reports a "Passed unknown parameter" that is not a mistake.
     standard = {
+        "profile": profile,
         "root_dir": rel(root),
-        "results_dir": rel(root / "results" / section),
-        "figures_dir": rel(root / "figures"),
+        "results_dir": rel(root / results_root(profile) / section),
+        "figures_dir": rel(root / figures_root(profile)),
         "cache_dir": os.environ.get("MCR_RUN_CACHE", rel(root / ".mcr-cache" / "runs")),
     }
-    parameters = {
-        **section_params(params_file, section),
-        **{name: section_params(params_file, name) for name in also},
-        **{k: v for k, v in standard.items() if k in declared},
-    }
-    output = root / "results" / "notebooks" / f"{notebook.stem}.ipynb"
+    parameters = {k: v for k, v in standard.items() if k in declared}
+    output = root / results_root(profile) / "notebooks" / f"{notebook.stem}.ipynb"
     with atomic_path(output) as tmp:
         papermill.execute_notebook(source, str(tmp), parameters=parameters,
-                                   kernel_name="python3", cwd=str(notebook.parent.resolve()),
+                                   kernel_name="python3", cwd=str(here),
                                    progress_bar=False, log_output=True, kernel_manager_class=IPCKernelManager)
         _drop_volatile(tmp)
     return output
+
+
+def notebook_stages(root: Path) -> list[tuple[str, Path]]:
+    """(section, notebook) of every notebook stage of dvc.yaml, in the file's order."""
+    stages = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]
+    out = []
+    for name, stage in stages.items():
+        argv = shlex.split(stage.get("do", stage)["cmd"])
+        if argv[:3] != ["python", "-m", "mcrlib.pipeline"]:
+            continue                      # prepare@<dataset>: run from the profile's data section
+        args = _parser().parse_args(argv[3:])
+        if args.notebook is None or args.section != name:
+            raise ValueError(f"dvc.yaml stage {name!r}: expected `python -m mcrlib.pipeline <notebook> "
+                             f"--section {name}`, got {stage['cmd']!r}")
+        out.append((name, root / args.notebook))
+    return out
+
+
+def run_profile(profile: str, root: Path) -> list[Path]:
+    """Every stage under `profile`: prepare each dataset of its `data` section, then each notebook
+    stage in dvc.yaml's order. Returns the executed notebooks."""
+    from mcrlib.data.prepare import prepare   # what `python -m mcrlib.data.prepare <name>` runs
+    root = root.resolve()
+    params = load_profile(profile, root)
+    for name, settings in (params.get("data") or {}).items():
+        print(f"[{profile}] prepare@{name}", flush=True)
+        prepare(name, settings, root / "data" / "processed" / name)
+    executed = []
+    for section, notebook in notebook_stages(root):
+        print(f"[{profile}] {section}: {notebook.relative_to(root)}", flush=True)
+        executed.append(execute(notebook, section, root=root, profile=profile))
+    return executed
 
 
 def _drop_volatile(path: Path) -> None:
@@ -92,15 +127,32 @@ def _declared_parameters(notebook) -> set[str]:
             for t in node.targets if isinstance(t, ast.Name)}
 
 
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m mcrlib.pipeline", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("notebook", type=Path, nargs="?",
+                        help="a notebooks/*.py percent file (without it: every stage of the profile)")
+    parser.add_argument("--section", help="the stage's section, which names its results folder")
+    parser.add_argument("--profile", default=BASE_PROFILE,
+                        help=f"{BASE_PROFILE!r} (params.yaml, the default) or a file of profiles/")
+    return parser
+
+
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("notebook", type=Path, help="a notebooks/*.py percent file")
-    parser.add_argument("--section", required=True, help="the params.yaml section to inject")
-    parser.add_argument("--with", dest="also", nargs="*", default=[],
-                        help="other params.yaml sections, each injected as one dict parameter")
-    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    parser = _parser()
     args = parser.parse_args(argv)
-    output = execute(args.notebook, args.section, root=Path.cwd(), params_file=args.params, also=tuple(args.also))
+    root = Path.cwd()
+    try:
+        load_profile(args.profile, root)
+    except ValueError as err:
+        parser.error(str(err))
+    if args.notebook is None:
+        for output in run_profile(args.profile, root):
+            print(f"executed copy: {output}")
+        return
+    if not args.section:
+        parser.error("a notebook needs --section (its stage in dvc.yaml)")
+    output = execute(args.notebook, args.section, root=root, profile=args.profile)
     print(f"executed copy: {output}")
 
 

@@ -6,9 +6,11 @@ A run's key hashes
   * what its data are: the dataset's load params without their location fields, and the
     prepared folder's verified content fingerprint (mcrlib.data.fingerprint), so re-preparing a
     dataset, or editing a prepared file by hand, never returns a run made from other data;
-  * the source of every module the run can import: the import closure (mcrlib.code_closure) of
-    the run layer, its method's module and its dataset's module, so an edit to any of them
-    retrains, and an edit to an unrelated module retrains nothing;
+  * the source of the run layer's, its method's and its dataset's modules and of everything they
+    import from mcrlib (mcrlib.code_closure: every import statement, at any depth, but not the
+    registries' imports by name), so an edit to any module of that closure retrains, even one
+    this run never executes (mcrlib.models imports every encoder), and an edit to a module
+    outside it (another method's or dataset's, the studies, the analyses) retrains nothing;
   * the keys of the runs it is built from (an ensemble's members, pre-trained encoders), which
     the method declares: a member trained again makes its composite new too.
 """
@@ -22,13 +24,15 @@ from mcrlib.code_closure import source_digest
 from mcrlib.config import ConfigError, ModelConfig, RunConfig, from_dict, to_dict
 from mcrlib.data.registry import DATASETS, data_identity, dataset_modalities, dataset_params
 from mcrlib.methods.base import METHODS, method_params
+from mcrlib.models import fusion_params
 
 RUN_LAYER = "mcrlib.runs"
 
 
 def check_run(config: RunConfig) -> RunConfig:
-    """Validate the method's and the dataset's names and params (a ConfigError naming the key
-    otherwise); returns `config` with the model fields its method needs (its fusion head) set."""
+    """Validate the method's, the dataset's and the fusion head's names and params (a
+    ConfigError naming the key otherwise); returns `config` with the model fields its method
+    needs (its fusion head) set."""
     params = method_params(config.method.name, config.method.params)
     data_params = dataset_params(config.data.name, config.data.params)
     method_cls, spec = METHODS[config.method.name], DATASETS[config.data.name]
@@ -37,18 +41,29 @@ def check_run(config: RunConfig) -> RunConfig:
     if reason:
         raise ConfigError(f"method.name={config.method.name!r} cannot run on data.name={config.data.name!r} "
                           f"({spec.task}, modalities {list(modalities)}): {reason}")
-    overrides = method_cls.model_overrides(params)
-    if overrides:
-        config = dataclasses.replace(config, model=from_dict(ModelConfig, {**to_dict(config.model), **overrides}, "model"))
+    config = with_model_overrides(config, params)
+    fusion_params(config.model.fusion, config.model.fusion_params)
     return config
 
 
+def with_model_overrides(config: RunConfig, params) -> RunConfig:
+    """`config` with the model fields its method needs (Method.model_overrides: its fusion head
+    and that head's params), given the method's parsed `params`."""
+    overrides = METHODS[config.method.name].model_overrides(params)
+    if not overrides:
+        return config
+    return dataclasses.replace(config, model=from_dict(ModelConfig, {**to_dict(config.model), **overrides}, "model"))
+
+
 def filled(config: RunConfig) -> RunConfig:
-    """`config` with the method's and the dataset's params completed by their defaults."""
+    """`config` with the method's, the dataset's and the fusion head's params completed by their
+    defaults."""
     method = dataclasses.asdict(method_params(config.method.name, config.method.params))
     data = dataclasses.asdict(dataset_params(config.data.name, config.data.params))
+    head = dataclasses.asdict(fusion_params(config.model.fusion, config.model.fusion_params))
     return dataclasses.replace(config, method=dataclasses.replace(config.method, params=method),
-                               data=dataclasses.replace(config.data, params=data))
+                               data=dataclasses.replace(config.data, params=data),
+                               model=dataclasses.replace(config.model, fusion_params=head))
 
 
 def code_modules(config: RunConfig) -> list[str]:

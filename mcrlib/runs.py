@@ -8,13 +8,12 @@ sample groups) and `model.pt` (the best-validation weights). Each is written ato
 `result.json` last, so its presence marks a complete run. While training, `checkpoint.pt` is
 written every epoch; a killed run restarted with the same config resumes from it.
 
-Under torchrun (`torchrun --nproc_per_node=W -m mcrlib.runs config.yaml`) one run trains on W
+Under torchrun (`torchrun --nproc_per_node=W -m mcrlib.cli config.yaml`) one run trains on W
 processes (docs/distributed.md); only rank 0 writes the run directory, the others wait for it
 and return the same result.
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import os
@@ -26,13 +25,13 @@ import torch
 
 from mcrlib import distributed as dist
 from mcrlib.atomic import save_torch, write_text
-from mcrlib.config import RunConfig, from_dict, to_dict
-from mcrlib.data import load_dataset
+from mcrlib.build import ResolvedRun, build, load_model, resolve
+from mcrlib.config import RunConfig, to_dict
+from mcrlib.data import TensorSplits, load_dataset
 from mcrlib.evaluation import head_metrics
 from mcrlib.features import FeatureRecorder
-from mcrlib.methods import METHODS, method_params
-from mcrlib.models import build_model
-from mcrlib.run_key import check_run, required_runs, run_key
+from mcrlib.methods import METHODS
+from mcrlib.run_key import required_runs, run_key  # noqa: F401 (run_key: callers import it from here too)
 from mcrlib.train import Trainer, resolve_device
 
 DEFAULT_CACHE = Path(os.environ.get("MCR_RUN_CACHE", ".mcr-cache/runs"))
@@ -47,7 +46,18 @@ class RunResult:
     path: Path | None = None
 
     def model_state(self) -> dict:
+        """The best-validation weights (model.pt), on the CPU."""
         return torch.load(self.path / "model.pt", map_location="cpu", weights_only=True)
+
+    def load_model(self, data: TensorSplits | None = None, device: str | torch.device = "cpu"):
+        """(the trained model, in eval mode on `device`; its data): rebuilt from this run's config
+        alone (which names the fusion head its method needed) with model.pt's weights. `data`:
+        the run's dataset if already loaded, else it is loaded from the config."""
+        resolved = resolve(self.config)
+        if not resolved.method_class.trains:
+            raise ValueError(f"method {resolved.name!r} combines other runs and has no model of its own")
+        data = data if data is not None else load_dataset(resolved.config.data.name, resolved.config.data.params)
+        return load_model(resolved, self.model_state(), data, device), data
 
 
 def load_result(path: Path) -> RunResult:
@@ -81,14 +91,9 @@ def _one_thread_on_cpu(device: torch.device):
         torch.set_num_threads(before)
 
 
-def _train(config: RunConfig, path: Path, data, runs: dict) -> RunResult:
-    params = method_params(config.method.name, config.method.params)
-    method_cls = METHODS[config.method.name]
-    modalities = method_cls.modalities(params, data.modalities)
-    torch.manual_seed(config.seed)
-    model = build_model(config.model, data, modalities)
-    method_cls.initialise(model, runs)
-    method = method_cls(params, model=model, task=data.task)
+def _train(resolved: ResolvedRun, path: Path, data, runs: dict) -> RunResult:
+    config = resolved.config
+    model, method = build(resolved, data, runs)
     trainer = Trainer(model, method, config.train, seed=config.seed, task=data.task,
                       checkpoint_path=path / "checkpoint.pt", description=f"{config.method.name} seed {config.seed}")
     if config.record_features and dist.is_main():   # files: rank 0 only
@@ -115,12 +120,11 @@ def _train(config: RunConfig, path: Path, data, runs: dict) -> RunResult:
 
 def run(config: RunConfig | dict, cache_dir: str | Path | None = None) -> RunResult:
     """Train (or load from the cache) the run described by `config`."""
-    if not isinstance(config, RunConfig):
-        config = from_dict(RunConfig, config)
-    config = check_run(config)
+    resolved = resolve(config)
+    config = resolved.config
     dist.setup(dist.local_device(resolve_device(config.train.device)))   # under torchrun only
     cache_dir = Path(cache_dir or DEFAULT_CACHE)
-    path = cache_dir / run_key(config)
+    path = cache_dir / resolved.key
     cached = None
     if (path / "result.json").exists():
         try:
@@ -135,12 +139,11 @@ def run(config: RunConfig | dict, cache_dir: str | Path | None = None) -> RunRes
     # visibly, as the same runs the tables use), before seeding.
     runs = {role: run(c, cache_dir) for role, c in required_runs(config).items()}
     data = load_dataset(config.data.name, config.data.params)
-    method_cls = METHODS[config.method.name]
     path.mkdir(parents=True, exist_ok=True)
-    if method_cls.trains:
-        result = _train(config, path, data, runs)
+    if resolved.method_class.trains:
+        result = _train(resolved, path, data, runs)
     else:
-        predictions, metrics = method_cls.compose(config, runs, data)
+        predictions, metrics = resolved.method_class.compose(config, runs, data)
         result = RunResult(config=to_dict(config), metrics=metrics, predictions=predictions)
     if dist.is_main():
         _save(result, path)
@@ -150,36 +153,7 @@ def run(config: RunConfig | dict, cache_dir: str | Path | None = None) -> RunRes
     return result
 
 
-def main(argv=None) -> None:
-    """mcr-run CONFIG.yaml [--cache DIR]: train one run from a YAML RunConfig, print its metrics.
-
-    A user's mistake exits with `mcr-run: error: ...` on stderr: status 2 for a config error
-    (missing or malformed file, unknown key, invalid value), 1 for missing or corrupt data."""
-    from mcrlib.cli import read_yaml, user_errors
-    prog = "mcr-run"
-    parser = argparse.ArgumentParser(prog=prog, description=main.__doc__)
-    parser.add_argument("config", help="YAML file with data/model/train/method/seed keys")
-    parser.add_argument("--cache", default=None, help=f"run cache folder (default {DEFAULT_CACHE})")
-    parser.add_argument("--explain-key", action="store_true",
-                        help="print what the run key covers (filled config, data fingerprint, code digest, "
-                             "the runs it is built from) and the key, without training")
-    args = parser.parse_args(argv)
-    if args.explain_key:
-        from mcrlib.run_key import key_material
-        with user_errors(prog):
-            config = check_run(from_dict(RunConfig, read_yaml(args.config)))
-            print(json.dumps({"key": run_key(config), **key_material(config)}, indent=1, default=str))
-        return
-    try:
-        with user_errors(prog):
-            result = run(read_yaml(args.config), args.cache)
-    finally:
-        dist.teardown()
-    if dist.env_world_size() > 1 and int(os.environ.get("RANK", "0")) != 0:
-        return   # under torchrun rank 0 prints
-    print(json.dumps(result.metrics, indent=1))
-    print(f"saved in {result.path}")
-
-
 if __name__ == "__main__":
-    main()
+    # The command lives in mcrlib.cli, outside every run's code closure: importing it from here
+    # would put it back in (the closure follows every import), so this only points there.
+    raise SystemExit("mcrlib.runs is not a command: run `mcr-run CONFIG.yaml` (or `python -m mcrlib.cli CONFIG.yaml`)")

@@ -15,7 +15,7 @@ import pandas as pd
 
 from mcrlib.config import ConfigError, check
 from mcrlib.methods import method_params
-from mcrlib.sweep import run_all
+from mcrlib.sweep import result_key, run_all
 
 
 @dataclass(frozen=True)
@@ -56,14 +56,16 @@ def select(search: SearchConfig, methods, cells, make_config: Callable, cache_di
     """Run every trial of every searched method in every cell on the search seeds.
 
     `make_config(method, cell, seed, overrides)` builds a RunConfig. Returns
-    ({(method, cell): chosen overrides}, DataFrame of all trials with their validation accuracy).
+    ({(method, cell): chosen overrides}, DataFrame of all trials with their run key and
+    validation accuracy).
     """
     labelled = [((m, cell, i, seed), make_config(m, cell, seed, trial))
                 for m in methods if m in search.grid for cell in cells if include(m, cell)
                 for i, trial in enumerate(search.trials(m, cell)) for seed in search.seeds]
     results = run_all([c for _, c in labelled], cache_dir, workers, desc=desc)
     rows = [{"method": m, "cell": cell, "trial": i, "seed": seed, **search.trials(m, cell)[i],
-             "val_acc": r.metrics["val_acc_fused"]} for ((m, cell, i, seed), _), r in zip(labelled, results)]
+             "run_key": result_key(r), "val_acc": r.metrics["val_acc_fused"]}
+            for ((m, cell, i, seed), _), r in zip(labelled, results)]
     trials = pd.DataFrame(rows)
     chosen = {(m, cell): {} for m in methods for cell in cells}
     if not trials.empty:

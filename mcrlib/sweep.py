@@ -171,3 +171,9 @@ def run_all(configs: Sequence[RunConfig], cache_dir: str | Path, workers: int = 
                 results[i] = result
                 bar.update()
     return results
+
+
+def result_key(result: RunResult) -> str:
+    """The run key of a result that `run_all` (or `run`) returned: the name of its cache folder,
+    where `run` stores it (cache_dir / run_key(config)); read, not hashed again."""
+    return Path(result.path).name

@@ -62,6 +62,10 @@ class NonFiniteLoss(FloatingPointError):
     pass
 
 
+def _no_mark(phase: str) -> None:
+    """Trainer.step's phase marks when nothing times them."""
+
+
 class Trainer:
     def __init__(self, model, method, cfg: TrainConfig, *, seed: int = 0, task: str = "classification",
                  checkpoint_path: str | Path | None = None, callbacks=(), description: str = ""):
@@ -118,7 +122,7 @@ class Trainer:
         return contextlib.nullcontext()
 
     # ---- checkpointing -------------------------------------------------------------------
-    def _state(self, epoch, history, best):
+    def checkpoint_state(self, epoch, history, best):
         """The checkpoint. Under torchrun a collective (every rank's random state is gathered,
         for an exact resume); only rank 0 writes it."""
         rng = torch.get_rng_state()
@@ -164,13 +168,17 @@ class Trainer:
                           device=self.device, batch_size=self.cfg.batch_size, seed=self.seed,
                           loader=loader, record=record)
 
-    def step(self, batch: dict, global_step: int) -> dict[str, torch.Tensor]:
+    def step(self, batch: dict, global_step: int, *, mark=None) -> dict[str, torch.Tensor]:
         """One optimisation step on a batch already on the device; returns its detached logs.
-        `fit` runs it, and so does the cost benchmark, which then times the real step."""
+        `fit` runs it, and so do the cost benchmark and the profiler, which then time the real
+        step. `mark(phase)`, if given, is called as each phase ends ("forward", "loss",
+        "backward", "optimizer"): the profiler's clock (benchmarks.profile_run)."""
+        mark = mark or _no_mark
         if self.cfg.augment_frames:
             batch = augment_frames(batch, self.model.modalities)
         with self.autocast():
             output = self.model(batch)
+            mark("forward")
             terms = self.method.loss(self.model, batch, output)
         total = sum(terms.values())
         # The step's one CPU-GPU sync point: a non-finite term makes the total non-finite, and
@@ -180,6 +188,7 @@ class Trainer:
             bad = " and ".join(f"{k!r} is {v.item()}" for k, v in terms.items() if not torch.isfinite(v).all())
             raise NonFiniteLoss(f"loss term {bad or 'total'} at step {global_step}; "
                                 "lower the learning rate or check the inputs")
+        mark("loss")
         self.optimizer.zero_grad(set_to_none=True)
         self.method.backward(terms, self.model)
         self.method.after_backward(self.model, batch, output)
@@ -187,11 +196,13 @@ class Trainer:
         # ranks, so every rank takes the same step.
         if self.distributed:
             dist.average_gradients([*self.model.parameters(), *self.method.parameters()])
+        mark("backward")
         self.set_lr(global_step)
         self.optimizer.step()
+        mark("optimizer")
         logs = {f"loss_{k}": v.detach() for k, v in terms.items()}
         logs["loss_total"] = total.detach()
-        logs.update(getattr(self.method, "diagnostics", {}))
+        logs.update(self.method.diagnostics)
         return logs
 
     def _train_epoch(self, data: TensorSplits, epoch: int, steps_per_epoch: int) -> dict[str, float]:
@@ -267,7 +278,7 @@ class Trainer:
             history.append(record)
             stopped_early = best["bad_epochs"] >= cfg.patience
             if self.checkpoint_path:
-                state = self._state(epoch, history, best)   # a collective under torchrun
+                state = self.checkpoint_state(epoch, history, best)   # a collective under torchrun
                 if dist.is_main():
                     save_torch(state, self.checkpoint_path)
             bar.set_postfix(val_score=f"{score:.3f}", best_epoch=best["epoch"])

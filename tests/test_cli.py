@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mcrlib import runs
+from mcrlib import cli, runs
 from mcrlib.cli import CommandError, DataError, user_errors
 from mcrlib.config import ConfigError
 from mcrlib.data import fsdd, prepare
@@ -53,7 +53,7 @@ def run_config(tmp_path, **sections) -> Path:
     ({"train": {"lrate": 0.1}}, "unknown key 'train.lrate'"),
 ])
 def test_run_config_errors_exit_2_naming_the_key_and_value(sections, named, tmp_path, capsys):
-    status, err = fails(runs.main, [run_config(tmp_path, **sections), "--cache", tmp_path / "cache"], capsys)
+    status, err = fails(cli.main, [run_config(tmp_path, **sections), "--cache", tmp_path / "cache"], capsys)
     assert status == 2
     assert err.startswith(RUN) and named in err
     assert not (tmp_path / "cache").exists()   # nothing trained
@@ -62,32 +62,41 @@ def test_run_config_errors_exit_2_naming_the_key_and_value(sections, named, tmp_
 def test_run_malformed_yaml_exits_2_naming_the_file_and_line(tmp_path, capsys):
     config = tmp_path / "broken.yaml"
     config.write_text("train:\n  lr: 0.1\n    batch_size: 8\n")
-    status, err = fails(runs.main, [config], capsys)
+    status, err = fails(cli.main, [config], capsys)
     assert status == 2
     assert err.startswith(RUN) and "broken.yaml" in err and "not valid YAML" in err and "line 3" in err
 
 
 def test_run_missing_config_file_exits_2_naming_it(tmp_path, capsys):
-    status, err = fails(runs.main, [tmp_path / "nowhere.yaml"], capsys)
+    status, err = fails(cli.main, [tmp_path / "nowhere.yaml"], capsys)
     assert status == 2
     assert err == f"{RUN}config file {str(tmp_path / 'nowhere.yaml')!r} does not exist\n"
 
 
+def test_python_m_mcrlib_cli_is_the_same_command(tmp_path):
+    """The form torchrun starts (`torchrun ... -m mcrlib.cli CONFIG.yaml`, docs/distributed.md)."""
+    missing = tmp_path / "nowhere.yaml"
+    done = subprocess.run([sys.executable, "-m", "mcrlib.cli", str(missing)], capture_output=True, text=True,
+                          timeout=300, cwd=ROOT)
+    assert done.returncode == 2
+    assert done.stderr == f"{RUN}config file {str(missing)!r} does not exist\n"
+
+
 def test_run_usage_error_exits_2(capsys):
-    status, err = fails(runs.main, [], capsys)
+    status, err = fails(cli.main, [], capsys)
     assert status == 2 and "mcr-run: error:" in err and "config" in err
 
 
 def test_run_missing_data_exits_1_naming_the_folder_and_the_fix(tmp_path, capsys):
     config = tmp_path / "run.yaml"
     config.write_text(yaml.safe_dump({"data": {"name": "avdigits", "params": {"prepared": str(tmp_path / "none")}}}))
-    status, err = fails(runs.main, [config, "--cache", tmp_path / "cache"], capsys)
+    status, err = fails(cli.main, [config, "--cache", tmp_path / "cache"], capsys)
     assert status == 1
     assert err.startswith(RUN) and str(tmp_path / "none") in err and "prepare@avdigits" in err
 
 
 def test_run_explain_key_prints_what_the_key_covers_without_training(tmp_path, capsys):
-    runs.main([str(run_config(tmp_path, method={"name": "mcr"})), "--explain-key", "--cache", str(tmp_path / "cache")])
+    cli.main([str(run_config(tmp_path, method={"name": "mcr"})), "--explain-key", "--cache", str(tmp_path / "cache")])
     shown = json.loads(capsys.readouterr().out)
     assert set(shown) == {"key", "config", "code", "built_from"}
     assert shown["config"]["method"]["params"]["copies"] == 32          # the defaults filled in
@@ -99,7 +108,7 @@ def test_run_bug_keeps_its_exception_and_traceback(tmp_path, monkeypatch):
         raise KeyError("a bug")
     monkeypatch.setattr(runs, "run", broken)
     with pytest.raises(KeyError, match="a bug"):
-        runs.main([str(run_config(tmp_path))])
+        cli.main([str(run_config(tmp_path))])
 
 
 # --- python -m mcrlib.data.prepare ---------------------------------------------------------------
@@ -257,5 +266,5 @@ def test_a_cuda_device_on_a_machine_without_one_is_a_config_error(tmp_path, caps
     config = tmp_path / "cuda.yaml"
     config.write_text(yaml.safe_dump({"data": {"name": "synthetic", "params": {"n_train": 64, "n_val": 32, "n_test": 32}},
                                       "train": {"device": "cuda", "max_epochs": 2}, "method": {"name": "joint"}}))
-    status, err = fails(runs.main, [str(config), "--cache", str(tmp_path / "cache")], capsys)
+    status, err = fails(cli.main, [str(config), "--cache", str(tmp_path / "cache")], capsys)
     assert status == 2 and "train.device='cuda' is invalid" in err and "no CUDA device" in err

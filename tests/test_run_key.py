@@ -37,7 +37,7 @@ def config(mapping) -> RunConfig:
 KEY_SCRIPT = """
 import json, sys
 from mcrlib.config import RunConfig, from_dict
-from mcrlib.runs import run_key
+from mcrlib.run_key import run_key
 print(json.dumps([run_key(from_dict(RunConfig, c)) for c in json.loads(sys.argv[1])]))
 """
 
@@ -73,6 +73,42 @@ def test_editing_a_module_the_run_imports_retrains_and_an_unrelated_edit_does_no
     edit(copy / "mcrlib" / "losses" / "jsd.py")
     after_jsd = keys_of(copy, runs)
     assert after_jsd[0] != after_errors[0] and after_jsd[1] == after_errors[1]
+
+
+# What computes no number of a run: the command line, the pipeline, the studies (which only
+# assemble configs and tables) and the analyses. None may be in any run's code closure, or an edit
+# of it would retrain runs whose numbers it cannot change.
+ORCHESTRATION = ("mcrlib.cli", "mcrlib.pipeline", "mcrlib.profiles", "mcrlib.sweep", "mcrlib.search",
+                 "mcrlib.analysis", "mcrlib.studies")
+
+
+def test_no_run_of_any_method_on_any_dataset_has_orchestration_code_in_its_closure():
+    from mcrlib.code_closure import closure
+    from mcrlib.data.registry import DATASETS
+    from mcrlib.methods import METHODS
+    from mcrlib.run_key import RUN_LAYER
+    for name in ORCHESTRATION:   # real modules or folders, so the check below cannot pass by a typo
+        path = PACKAGE.joinpath(*name.split(".")[1:])
+        assert path.is_dir() or path.with_suffix(".py").is_file(), name
+    for method in METHODS:
+        for dataset in DATASETS:
+            covered = closure([RUN_LAYER, METHODS.module_name(method), DATASETS.module_name(dataset)])
+            leaked = [m for m in covered if m.startswith(ORCHESTRATION)]
+            assert not leaked, f"{method} on {dataset}: {leaked}"
+
+
+def test_editing_the_cli_the_pipeline_or_an_analysis_retrains_nothing_and_a_loss_edit_does(tmp_path):
+    copy = tmp_path / "checkout"
+    shutil.copytree(PACKAGE, copy / "mcrlib", ignore=shutil.ignore_patterns("__pycache__"))
+    runs = [MCR, {**TINY_RUN, "method": {"name": "joint"}}, {**TINY_RUN, "method": {"name": "ensemble"}}]
+    before = keys_of(copy, runs)
+    for orchestration in ("cli.py", "pipeline.py", "sweep.py", "analysis/report.py", "analysis/errors.py",
+                          "studies/grid.py", "studies/results.py"):
+        edit(copy / "mcrlib" / orchestration)
+    assert keys_of(copy, runs) == before
+    edit(copy / "mcrlib" / "losses" / "jsd.py")      # computes MCR's numbers (its L_con)
+    after = keys_of(copy, runs)
+    assert after[0] != before[0] and after[1:] == before[1:]
 
 
 def test_the_code_key_covers_every_module_a_run_actually_imports(tmp_path):

@@ -17,8 +17,7 @@ import torch
 from mcrlib.config import RunConfig, from_dict
 from mcrlib.data import TensorSplits, load_dataset
 from mcrlib.evaluation import head_metrics, predict
-from mcrlib.methods import METHODS, method_params
-from mcrlib.models import build_model
+from mcrlib.methods import METHODS
 from mcrlib.train import resolve_device
 
 PERTURBATIONS = ("zero", "noise", "permute")
@@ -26,16 +25,9 @@ PERTURBATIONS = ("zero", "noise", "permute")
 
 def load_trained_model(result, data: TensorSplits | None = None, device: str | torch.device = "cpu"):
     """(model with the run's best-validation weights, in eval mode; its dataset), rebuilt from a
-    RunResult's config alone: the config names the fusion head its method needed."""
-    config = from_dict(RunConfig, result.config)
-    method_cls = METHODS[config.method.name]
-    if not method_cls.trains:
-        raise ValueError(f"method {config.method.name!r} combines other runs and has no model of its own")
-    data = data if data is not None else load_dataset(config.data.name, config.data.params)
-    params = method_params(config.method.name, config.method.params)
-    model = build_model(config.model, data, method_cls.modalities(params, data.modalities))
-    model.load_state_dict(result.model_state())       # strict: every saved tensor has its place
-    return model.to(device).eval(), data
+    RunResult's config alone (RunResult.load_model, through mcrlib.build): the config names the
+    fusion head its method needed."""
+    return result.load_model(data, device)
 
 
 def perturb(batch: dict, modality: str, kind: str, generator: torch.Generator) -> dict:

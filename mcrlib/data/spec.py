@@ -15,8 +15,9 @@ modality is, not by the rank of its tensors. Location fields (`prepared`, marked
 prepared folder's content fingerprint instead (mcrlib.data.fingerprint), so a moved checkout
 shares its runs and a re-prepared folder never does.
 
-Adding a dataset: one module with its configs, its two functions and `SPEC`; one line in
-mcrlib.data.registry; its test fixtures; a params.yaml entry.
+Adding a dataset: one module in mcrlib/data with its configs, its two functions and a top-level
+`<NAME> = DatasetSpec(name="...", ...)` with a literal name (mcrlib.data.registry finds it by
+reading the source: no registry line); its test fixtures; a params.yaml entry.
 """
 from __future__ import annotations
 

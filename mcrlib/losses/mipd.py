@@ -11,7 +11,7 @@ Strategies (the game of section 3.2), summed over the perturbed subsets S:
 The loss is lambda_M times that sum.
 
 Two paths compute the same values and the same gradients:
-  contributions  a linear fusion head (`fusion.linear`, LateLinearFusion) and a perturbation
+  contributions  a linear fusion head (`fusion.additive`, LateLinearFusion) and a perturbation
                  that acts on the batch's rows (`perturbation.acts_on_rows`: permute, zero-latent):
                  h(z_1[pi], z_2) = (W_1 z_1)[pi] + W_2 z_2 + b, so each modality's contribution
                  W_m z_m is computed once on B rows and the P copies are gathers of it (appendix
@@ -58,7 +58,7 @@ def game_terms(strategy: Strategy, n_modalities: int, subsets: Sequence[tuple[in
 
 def uses_contributions(fusion, perturbation, perturbed) -> bool:
     """Whether the contributions path applies (see the module docstring)."""
-    return (perturbed is None and getattr(fusion, "linear", False)
+    return (perturbed is None and fusion.additive
             and getattr(perturbation, "acts_on_rows", False))
 
 

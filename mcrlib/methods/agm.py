@@ -119,7 +119,7 @@ class AGM(Method):
             raise ConfigError(f"method 'agm' needs at least two modalities, got {list(model.modalities)}")
         # The official method has a late-linear head (fc_out), whose weight gradient the clipping
         # check reads; a head that mixes the modalities (ARM's) is outside what it defines.
-        if not getattr(model.fusion, "linear", False):
+        if not model.fusion.additive:
             raise ConfigError(f"method 'agm' needs a linear fusion head (model.fusion 'linear' or "
                               f"'cosine': logits that are a sum of per-modality shares W_m z_m + b/M), "
                               f"the model's head is {type(model.fusion).__name__}")
@@ -153,8 +153,8 @@ class AGM(Method):
                     param.grad.mul_(c)
         clipped = 0.0
         # The official check reads the fusion head's weight gradient (fc_out.weight, not its
-        # bias): here every weight matrix of the head that has a gradient (W_m of each branch).
-        head = [p.grad for p in model.fusion.parameters() if p.grad is not None and p.dim() > 1]
+        # bias): here every weight matrix W_m of the additive head that has a gradient.
+        head = [p.grad for p in model.fusion.branch_weights() if p.grad is not None]
         # one device sync for the whole check
         if self.params.clip > 0 and head and torch.stack([g.abs().max() for g in head]).max() > self.params.clip:
             torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm=self.params.clip)

@@ -102,7 +102,7 @@ def arm_estimate(fusion, latents, label, *, nmi_bins: int = 30, cmi_bins: int = 
     ARM head's frozen `fuse` (z_f) and shared `classifier` (the p's): {"p": [p_f, p_1, p_2],
     "nmi": [NMI_1, NMI_2], "ncmi": [NCMI_1, NCMI_2], "C": [C_1, C_2]}."""
     z1, z2 = latents
-    zf = fusion.fuse(torch.cat([z1, z2], dim=1))
+    zf = fusion.fuse_latents(z1, z2)
     p = [fusion.classifier(z).softmax(-1).gather(1, label.view(-1, 1)).mean().item()
          for z in (zf, z1, z2)]
     nmi = [normalized_mi(z, zf, bins=nmi_bins) for z in (z1, z2)]
@@ -134,7 +134,7 @@ class ARM(Method):
 
     @classmethod
     def model_overrides(cls, params) -> dict:
-        return {"fusion": "arm"}
+        return {"fusion": "arm", "fusion_params": {}}
 
     def __init__(self, params, *, model, task="classification"):
         super().__init__(params, model=model, task=task)
@@ -158,7 +158,7 @@ class ARM(Method):
         latents = [output.latents[m] for m in model.modalities]
         est = arm_estimate(model.fusion, latents, y, nmi_bins=self.params.nmi_bins,
                            cmi_bins=self.params.cmi_bins)
-        model.fusion.modality_contributions.copy_(torch.tensor(est["C"]))
+        model.fusion.set_contributions(est["C"])
         logits = model.fusion(latents)   # re-fused with this batch's contributions (release order)
         s = [v.item() for v in model.fusion.scales()]
         names = model.modalities

@@ -3,7 +3,9 @@
 A Method turns the model's output into named loss terms, and may act after backward
 (gradient scaling) or at the end of an epoch (validation-driven changes). It is an nn.Module
 so it can own parameters (e.g. MCR's CEB decoder) and state that is checkpointed with the run.
-The trainer knows nothing else about any method.
+The trainer uses only what the Method class declares (its hooks, `param_groups` and the
+per-step `diagnostics` it logs) and nn.Module's own parameters, buffers and train/eval mode;
+it knows nothing of a particular method, nor of a particular fusion head.
 """
 from __future__ import annotations
 
@@ -86,8 +88,8 @@ def unimodal_configs(config, modalities) -> dict:
     from mcrlib.config import MethodConfig, ModelConfig
     # the unimodal runs' model: this run's, with the default fusion head (a method's own head,
     # e.g. ReconBoost's, must not make separate unimodal runs)
-    heads = {f: getattr(ModelConfig(), f) for f in ("fusion", "cosine_scale", "boost_rate")}
-    model = dataclasses.replace(config.model, **heads)
+    default = ModelConfig()
+    model = dataclasses.replace(config.model, fusion=default.fusion, fusion_params=default.fusion_params)
     return {m: dataclasses.replace(config, model=model, method=MethodConfig(name="unimodal", params={"modality": m}))
             for m in modalities}
 
@@ -118,11 +120,17 @@ class Method(nn.Module):
     EpochState. The run layer asks the class which runs it is built from (`required_runs`),
     hands their results to `initialise` (or, for a method that trains nothing, to `compose`), and
     builds the model with the method's `model_overrides`. Nothing outside a method's own file
-    names it: its place in the tables is `rank`, its label `display`."""
+    names it: its place in the tables is `rank`, its label `display`, and whether the paper's
+    claims count it among the earlier methods `earlier_method`."""
     name = "base"
     display = "base"   # the name in tables and figures
     rank = 1000        # the place in tables and figures (low first)
     trains = True      # False: the run combines other runs (`compose`) instead of training
+    # Whether the claims count it among the earlier methods MCR is compared with ("most earlier
+    # methods are below the Ensemble", mcrlib.analysis.report): every published training method,
+    # so a method added later is counted without editing any list. False for MCR itself and for
+    # what the comparison is made against or built from (the Ensemble, the unimodal models).
+    earlier_method = True
 
     @dataclass(frozen=True)
     class Params:
@@ -132,6 +140,10 @@ class Method(nn.Module):
         super().__init__()
         self.params = params
         self.task = task
+        # What the last step (or epoch start) measured, by name: the trainer adds it to the step's
+        # logs and averages it over the epoch. Floats or detached device tensors (no sync per
+        # step); a method replaces the dict when it has something to report.
+        self.diagnostics: dict[str, float | torch.Tensor] = {}
 
     # ---- what a run of this method is ----------------------------------------------------
     @classmethod

@@ -2,7 +2,7 @@
 
 Reference: Kontras, Strypsteen, Chatzichristos, Liang, Blaschko, De Vos, "Multimodal Fusion
 Balancing Through Game-Theoretic Regularization" (arXiv 2411.07335), Algorithm 1 and eq. 6; code
-kkontras/MCR. /work/shared/paper/METHOD.md states it in full.
+kkontras/MCR. docs/methods.md lists what this port follows and where it deviates.
 
 Loss: L = CE(h, y) + lambda_uni * sum_m CE(u_m, y) + lambda_M * L_MIPD + lambda_con * L_con
           + lambda_ceb * L_CEB
@@ -52,6 +52,7 @@ from mcrlib.methods.base import Method, encoder_runs, load_encoders, method_para
 class MCR(Method):
     display = "MCR"
     rank = 200
+    earlier_method = False   # the method the earlier ones are compared with
 
     @dataclass(frozen=True)
     class Params:

@@ -6,7 +6,7 @@ where w_{m,k} is modality m's slice of class k's fusion weight; features and cla
 are L2-normalised and there is no bias. The fused logits are f = sum_m l_m and the loss is
 CE(f, y), so no modality can dominate f by growing its feature or weight norms (|l_m| <= s).
 The head is `mcrlib.models.cosine_fusion.CosineFusion`, which the method asks for through
-`model_overrides` (model.fusion = 'cosine', model.cosine_scale = s): the run's config names it,
+`model_overrides` (model.fusion = 'cosine', model.fusion_params = {scale: s}): the run's config names it,
 so training, evaluation, `model(batch).logits` and a model rebuilt from a saved run all use it.
 Which parameters it scales: none; every parameter gets the plain CE gradient.
 Logged: each modality's mean cosine logit of the true class, s * cos(z_m, w_{m,y}) (the code's
@@ -53,7 +53,7 @@ class MMCosine(Method):
 
     @classmethod
     def model_overrides(cls, params) -> dict:
-        return {"fusion": "cosine", "cosine_scale": params.scale}
+        return {"fusion": "cosine", "fusion_params": {"scale": params.scale}}
 
     def __init__(self, params, *, model, task="classification"):
         super().__init__(params, model=model, task=task)
@@ -63,11 +63,12 @@ class MMCosine(Method):
         # The run layer builds the model with model_overrides; a model built without them would
         # silently train a linear head (joint training) under this method's name.
         head = model.fusion
+        expected = cosine_fusion.CosineFusion.Params(scale=params.scale)
         cosine = isinstance(head, cosine_fusion.CosineFusion)
-        if not cosine or head.scale != params.scale:
-            found = f"CosineFusion with scale {head.scale}" if cosine else type(head).__name__
-            raise ConfigError(f"method 'mmcosine' needs model.fusion='cosine' with model.cosine_scale="
-                              f"{params.scale} (its model_overrides); the model's head is {found}")
+        if not cosine or head.params != expected:
+            found = f"CosineFusion with scale {head.params.scale}" if cosine else type(head).__name__
+            raise ConfigError(f"method 'mmcosine' needs model.fusion='cosine' with model.fusion_params="
+                              f"{{scale: {params.scale}}} (its model_overrides); the model's head is {found}")
         self.diagnostics: dict[str, torch.Tensor] = {}
 
     def loss(self, model, batch, output):

@@ -93,7 +93,7 @@ class OGM(Method):
                               f"{list(model.modalities)}; pick two modalities or use 'mlb'")
         # The scores read each modality's share of the fused logits (ModelOutput.contributions),
         # which only a linear head (late linear, cosine) has.
-        if not getattr(model.fusion, "linear", False):
+        if not model.fusion.additive:
             raise ConfigError(f"method 'ogm' needs a linear fusion head (model.fusion 'linear' or "
                               f"'cosine': logits that are a sum of per-modality shares W_m z_m + b/M), "
                               f"the model's head is {type(model.fusion).__name__}")

@@ -7,7 +7,7 @@ kkontras/MCR (`Bias_Infusion_ReconBoost`).
 
 Learners and ensemble: the learner of modality m is its encoder and its unimodal head, with
 output f_m = u_m; the ensemble is F = rate * sum_m f_m. F is the model's fused head
-(`model_overrides`: model.fusion = 'unimodal_sum', model.boost_rate = boost_rate), so evaluation,
+(`model_overrides`: model.fusion = 'unimodal_sum', model.fusion_params = {rate: boost_rate}), so evaluation,
 model selection and `model(batch).logits` all read the ensemble.
 
 Schedule (`stage`): the epochs are grouped into stages of `epochs_per_stage` + `correct_epochs`
@@ -53,7 +53,7 @@ Deviations from the reference code:
   * Each learner has its own linear head (the model's unimodal head). The official code shares
     one two-layer head across the learners (`common_space`, an argparse type=bool that cannot be
     turned off from the command line).
-  * The rate is fixed (model.boost_rate); the official code learns it (an nn.Parameter trained in
+  * The rate is fixed (model.fusion_params.rate); the official code learns it (an nn.Parameter trained in
     the correction phase).
   * One Adam optimizer over the run with the trainer's warm-up and cosine schedule; the official
     code builds a fresh SGD (momentum 0.9, wd 5e-4, lr 0.01, x0.1 every 30 stages) per phase.
@@ -146,7 +146,7 @@ class ReconBoost(Method):
 
     @classmethod
     def model_overrides(cls, params) -> dict:
-        return {"fusion": "unimodal_sum", "boost_rate": params.boost_rate}
+        return {"fusion": "unimodal_sum", "fusion_params": {"rate": params.boost_rate}}
 
     @classmethod
     def required_runs(cls, config, modalities) -> dict:
@@ -175,10 +175,13 @@ class ReconBoost(Method):
         # The run layer builds the model with model_overrides; with another head the evaluation
         # would read a fused head that no stage trains.
         head = model.fusion
-        if not isinstance(head, UnimodalSumFusion) or head.rate != params.boost_rate:
-            found = f"UnimodalSumFusion with rate {head.rate}" if isinstance(head, UnimodalSumFusion) else type(head).__name__
-            raise ConfigError(f"method 'reconboost' needs model.fusion='unimodal_sum' with model.boost_rate="
-                              f"{params.boost_rate} (its model_overrides); the model's head is {found}")
+        expected = UnimodalSumFusion.Params(rate=params.boost_rate)
+        if not isinstance(head, UnimodalSumFusion) or head.params != expected:
+            found = (f"UnimodalSumFusion with rate {head.params.rate}" if isinstance(head, UnimodalSumFusion)
+                     else type(head).__name__)
+            raise ConfigError(f"method 'reconboost' with boost_rate={params.boost_rate} needs model.fusion="
+                              f"'unimodal_sum' with model.fusion_params={{rate: {params.boost_rate}}} (its "
+                              f"model_overrides); the model's head is {found}")
         self.modality_names = tuple(model.modalities)
         self._enter(0)
         self.diagnostics: dict[str, float] = {}
@@ -223,7 +226,8 @@ class ReconBoost(Method):
         if self.learner is None:   # global rectification: the task loss of the ensemble
             return {"boost": zero, "reconcile": zero, "task": task_loss(output.logits, y, self.task)}
         f = output.unimodal_logits
-        others = model.fusion.rate * sum(f[k] for k in self.modality_names if k != self.learner)
+        # the ensemble's rate is this method's boost_rate, which __init__ checked the head uses
+        others = self.params.boost_rate * sum(f[k] for k in self.modality_names if k != self.learner)
         boost, _ = boosting_loss(f[self.learner], others, y, w1=self.params.w1, w2=self.params.w2)
         reconcile = zero
         if self.previous is not None:

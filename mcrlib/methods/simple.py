@@ -38,6 +38,7 @@ class Unimodal(Method):
     """One encoder and its linear head trained alone on one modality."""
     display = "Unimodal"
     rank = 5
+    earlier_method = False   # a member of the Ensemble, not a multimodal method
 
     @dataclass(frozen=True)
     class Params:

@@ -5,12 +5,13 @@ import inspect
 
 import torch
 
-from mcrlib.config import ENCODER_KINDS, ConfigError, ModelConfig
+from mcrlib.config import ENCODER_KINDS, ConfigError, ModelConfig, from_dict
 from mcrlib.models.arm_fusion import ARMFusion
 from mcrlib.models.cosine_fusion import CosineFusion
 from mcrlib.models.unimodal_sum_fusion import UnimodalSumFusion
 from mcrlib.data.tensors import TensorSplits
 from mcrlib.models.fusion import LateLinearFusion
+from mcrlib.models.fusion_head import FusionHead
 from mcrlib.models.conformer_head import ConformerHead
 from mcrlib.models.mlp import MLPEncoder
 from mcrlib.models.resnet import FramesEncoder, ImageEncoder
@@ -87,20 +88,29 @@ def build_model(cfg: ModelConfig, data: TensorSplits, modalities=None) -> Multim
                            fusion=lambda dims, n: build_fusion(cfg, dims, n))
 
 
-def build_fusion(cfg: ModelConfig, latent_dims: list[int], n_outputs: int):
-    """The fusion head `cfg.fusion` for encoders of these latent widths."""
-    if cfg.fusion == "cosine":
-        return CosineFusion(latent_dims=latent_dims, n_classes=n_outputs, scale=cfg.cosine_scale)
-    if cfg.fusion == "unimodal_sum":
-        return UnimodalSumFusion(rate=cfg.boost_rate)
-    if cfg.fusion == "arm":
-        if len(latent_dims) != 2 or len(set(latent_dims)) != 1:
-            raise ConfigError(f"model.fusion='arm' needs two modalities of equal latent width (one "
-                              f"classifier is shared by z_f and every z_m), got widths {latent_dims}")
-        return ARMFusion(latent_dim=latent_dims[0], n_classes=n_outputs)
-    return LateLinearFusion(latent_dims=latent_dims, n_classes=n_outputs)
+# The fusion heads by `model.fusion` name: each a FusionHead with its own Params
+# (`model.fusion_params`), so a new head is one class and one entry here.
+FUSION_HEADS: dict[str, type[FusionHead]] = {cls.name: cls for cls in
+                                              (LateLinearFusion, CosineFusion, ARMFusion, UnimodalSumFusion)}
+
+
+def fusion_head_class(name: str) -> type[FusionHead]:
+    if name not in FUSION_HEADS:
+        raise ConfigError(f"model.fusion={name!r} is invalid: expected one of {list(FUSION_HEADS)}")
+    return FUSION_HEADS[name]
+
+
+def fusion_params(name: str, params):
+    """The validated params of fusion head `name` (errors name the key, model.fusion_params.*)."""
+    return from_dict(fusion_head_class(name).Params, params or {}, "model.fusion_params")
+
+
+def build_fusion(cfg: ModelConfig, latent_dims: list[int], n_outputs: int) -> FusionHead:
+    """The fusion head `cfg.fusion`, with its `cfg.fusion_params`, for encoders of these widths."""
+    return fusion_head_class(cfg.fusion).from_params(fusion_params(cfg.fusion, cfg.fusion_params),
+                                                     latent_dims=latent_dims, n_outputs=n_outputs)
 
 
 __all__ = ["FramesEncoder", "ImageEncoder", "TransformerEncoder", "LateLinearFusion", "MLPEncoder", "ModelOutput", "MultimodalModel",
            "SwinVideoEncoder", "ConformerHead", "SpeechConformerEncoder", "VideoConformerEncoder",
-           "build_encoder", "build_fusion", "build_model", "ARMFusion", "CosineFusion", "UnimodalSumFusion"]
+           "build_encoder", "build_fusion", "build_model", "FusionHead", "FUSION_HEADS", "fusion_params", "ARMFusion", "CosineFusion", "UnimodalSumFusion"]

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from mcrlib.models.fusion import LateLinearFusion
+from mcrlib.models.fusion_head import FusionHead
 
 
 @dataclass
@@ -15,9 +16,10 @@ class ModelOutput:
     logits: torch.Tensor                   # fused logits h (B, C)
     latents: dict[str, torch.Tensor]       # pooled feature z_m per modality (B, d)
     unimodal_logits: dict[str, torch.Tensor]  # u_m from each modality's own head (B, C)
-    # Each modality's share of the fused logits, W_m z_m + b/M (they sum to `logits`), for a
-    # linear fusion head (late linear, cosine); None for a head that mixes the modalities (ARM).
-    # Gradient-modulation methods read it (OGM, AGM, MSLR) instead of the head's internals.
+    # Each modality's share of the fused logits, W_m z_m + b/M (they sum to `logits`), from an
+    # additive fusion head (late linear, cosine); None for a head that mixes the modalities (ARM)
+    # or sums the unimodal heads (ReconBoost's). OGM, MSLR and MMCosine read it instead of the
+    # head's internals (AGM reads the head's weight gradients, through `branch_weights`).
     contributions: dict[str, torch.Tensor] | None = None
 
 
@@ -26,7 +28,7 @@ class MultimodalModel(nn.Module):
     unimodal loss also trains its encoder (MCR's lambda_uni term, the multi-loss baseline)."""
 
     def __init__(self, *, encoders: Mapping[str, nn.Module], n_classes: int,
-                 fusion: nn.Module | Callable[[list[int], int], nn.Module] | None = None):
+                 fusion: FusionHead | Callable[[list[int], int], FusionHead] | None = None):
         super().__init__()
         self.modalities = tuple(encoders)
         self.encoders = nn.ModuleDict(encoders)
@@ -48,16 +50,8 @@ class MultimodalModel(nn.Module):
     def head(self, latents: Mapping[str, torch.Tensor]) -> ModelOutput:
         z = [latents[m] for m in self.modalities]
         unimodal = {m: self.unimodal_heads[m](latents[m]) for m in self.modalities}
-        contributions = None
-        if getattr(self.fusion, "sums_unimodal", False):
-            logits = self.fusion([unimodal[m] for m in self.modalities])
-        elif getattr(self.fusion, "linear", False):
-            parts = self.fusion.contributions(z)
-            logits = self.fusion.combine(parts)
-            share = self.fusion.bias / len(parts)
-            contributions = {m: c + share for m, c in zip(self.modalities, parts)}
-        else:
-            logits = self.fusion(z)
+        logits, shares = self.fusion.logits_and_shares(z, [unimodal[m] for m in self.modalities])
+        contributions = None if shares is None else dict(zip(self.modalities, shares))
         return ModelOutput(logits=logits, latents=dict(latents), unimodal_logits=unimodal,
                            contributions=contributions)
 

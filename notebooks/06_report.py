@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -18,16 +18,14 @@
 #
 # Reads every section's result files (nothing trains) and writes `results/REPORT.md`: one row per
 # claim, the paper's number where it gives one, our paired difference over units, its 95%
-# interval and a verdict by the rule printed first (`mcrlib.analysis.paired`). Also the
-# per-family comparison table with Wilcoxon and Holm-adjusted p-values, and the quick profile's
-# power. Its defaults below read the smoke outputs of the other notebooks.
+# interval and one of four verdicts by the rule printed first (`mcrlib.analysis.inference`:
+# holds, contradicted, equivalent within the declared margin, inconclusive with the difference
+# the design can detect); the declared primary claims Holm-adjusted together; every comparison
+# with the Ensemble under each of the authors' rules; and the profile's power. It reads the results of its profile's other sections (beside its own results folder) and
+# writes REPORT.md there; the default profile, smoke, reads the other notebooks' smoke outputs.
 
 # %% tags=["parameters"]
-profile = "smoke"
-sections_dir = "../results/smoke"   # where the sections wrote their results
-report_path = "../results/smoke/REPORT.md"
-n_classes = {"AV-Digits": 10}
-other_runs = {}   # name -> claims.csv of another full run of this profile (other machine or threads)
+profile = "smoke"   # profiles/<profile>.yaml over params.yaml ("quick": params.yaml itself, as dvc repro runs)
 results_dir = "../results/smoke/report"
 root_dir = ".."
 
@@ -37,54 +35,83 @@ from pathlib import Path
 import pandas as pd
 from IPython.display import Markdown, display
 
-from mcrlib.analysis import report
+from mcrlib.analysis import report, report_text
+from mcrlib.analysis.ensemble_rules import rule_table
 from mcrlib.atomic import atomic_path, write_text
+from mcrlib.profiles import load_stage
 
-results = Path(sections_dir)
+params = load_stage(profile, "report", root_dir, reads=("synthetic", "benchmarks"), calibrated=False)
+section = params["report"]
+n_classes, other_runs = section["n_classes"], section.get("other_runs") or {}
+margins, primary = section.get("equivalence_margin", {}), section.get("primary", [])
+results = Path(results_dir).parent          # the profile's results: every section's folder
+report_path = results / "REPORT.md"
 claims, families = [], []
 sections = {"synthetic": ("synthetic/runs.csv", report.synthetic_claims),
             "benchmarks": ("benchmarks/runs.csv", report.benchmark_claims),
             "ablations": ("ablations/runs.csv", report.ablation_claims),
             "three modalities": ("synthetic/three_modal_runs.csv", report.fused_term_claims)}
-for section, (file, make) in sections.items():
-    frame = report.load_optional(results / file)
+for name, (file, make) in sections.items():
+    frame = report_text.load_optional(results / file)
     if frame is not None:
-        rows, family = make(frame)
+        rows, family = make(frame, margins)
         claims += rows
         if len(family):
-            families.append(family.assign(section=section))
-for file, make in (("ablations/cost.csv", report.cost_claims), ("error_analysis/errors.csv", report.error_claims)):
-    frame = report.load_optional(results / file)
-    if frame is not None:
-        claims += make(frame)
-curves = report.load_optional(results / "competition/curves.csv")
+            families.append(family.assign(section=name))
+frame = report_text.load_optional(results / "ablations/cost.csv")
+if frame is not None:
+    claims += report.cost_claims(frame)
+frame = report_text.load_optional(results / "error_analysis/errors.csv")
+if frame is not None:
+    claims += report.error_claims(frame, margins)
+curves = report_text.load_optional(results / "competition/curves.csv")
 if curves is not None:
     claims += report.probe_claims(curves, n_classes)
-claims = report.with_other_runs(pd.DataFrame(claims), {name: pd.read_csv(path) for name, path in other_runs.items()})
-families = pd.concat(families, ignore_index=True) if families else pd.DataFrame(columns=["section", "half_width"])
+claims, missing_primary = report_text.finalise(pd.DataFrame(claims), primary)
+claims = report_text.with_other_runs(claims, {name: pd.read_csv(path) for name, path in other_runs.items()})
+families = (pd.concat(families, ignore_index=True) if families
+            else pd.DataFrame(columns=["section", "half_width", "detectable"]))
 claims
 
 # %% [markdown]
-# ## Every paired comparison, with Wilcoxon and Holm-adjusted p-values
+# ## Every comparison against the Ensemble, under each of the authors' rules
+
+# %%
+rules = []
+for study, file, cell in (("synthetic", "synthetic/runs.csv", "ratio"), ("benchmarks", "benchmarks/runs.csv", "dataset")):
+    frame = report_text.load_optional(results / file)
+    if frame is None or "ensemble" not in set(frame["method"]):
+        continue
+    declared = params[study].get("method_params", {}).get("ensemble", {}).get("combine", "standardised_logits")
+    frame = frame[~frame["method"].str.startswith("unimodal")]
+    units, block = (("fold", "seed"), "fold") if "fold" in frame else (("seed",), None)
+    label = "synthetic" if study == "synthetic" else next(iter(frame["dataset"]))
+    table = rule_table(frame, cell=cell, declared=declared, methods=[m for m in ("joint", "mcr") if m in set(frame["method"])],
+                       units=units, block=block, margin=report.margin_for(label, margins), claims={"joint": -1})
+    rules.append(table.assign(study=study).rename(columns={cell: "cell"}))
+rules = pd.concat(rules, ignore_index=True) if rules else pd.DataFrame()
+if len(rules):
+    rules["cell"] = [f"u1/s = {c:g}" if s == "synthetic" else c for s, c in zip(rules["study"], rules["cell"])]
+rules
+
+# %% [markdown]
+# ## Every paired comparison, and the power of the profile
 
 # %%
 results_dir = Path(results_dir)
-with atomic_path(results_dir / "comparisons.csv") as tmp:
-    families.to_csv(tmp, index=False)
-with atomic_path(results_dir / "claims.csv") as tmp:
-    claims.to_csv(tmp, index=False)
-power = report.power(families) if len(families) else pd.DataFrame()
+for frame, name in ((families, "comparisons.csv"), (claims, "claims.csv"), (rules, "ensemble_rules.csv")):
+    with atomic_path(results_dir / name) as tmp:
+        frame.to_csv(tmp, index=False)
+power = report_text.power(families) if len(families) else pd.DataFrame()
 power
 
 # %%
 header = (f"# Which of the paper's claims hold here\n\nRebuilt by `dvc repro` (stage `report`, {profile} profile) from the "
           "sections' result files; the numbers, intervals and verdicts below are computed, not written by hand.")
-if other_runs:
-    header += ("\n\nThe claims are also checked against other full runs of this profile: "
-               + ", ".join(f"**{name}** (`{path.removeprefix('../')}`)" for name, path in other_runs.items())
-               + ". A verdict that differs between runs was inconclusive: the column *verdict, all runs* is the one to read. "
-               "A different run may also calibrate to a different recipe; its choice is in its folder.")
-text = report.render(claims, power, {"text": report.calibration_text(results)}, header)
+text = report_text.render(header=header, claims=claims, power_table=power,
+                          calibration=report_text.calibration_text(results),
+                          rules=rules, counts_before=section.get("counts_before", ""),
+                          missing_primary=missing_primary)
 write_text(text, Path(report_path))
 display(Markdown(text))
 
@@ -94,4 +121,4 @@ display(Markdown(text))
 # their smoke results; `tests/test_report.py` checks the verdicts on runs whose truth is known.
 
 # %%
-print(claims["verdict"].value_counts().sort_index().to_string() if len(claims) else "no claims")
+print(report_text.verdict_counts(claims).to_string() if len(claims) else "no claims")

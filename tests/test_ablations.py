@@ -12,6 +12,8 @@ import yaml
 from mcrlib.config import ConfigError, to_dict
 from mcrlib.losses import PERTURBATIONS
 from mcrlib.pipeline import execute
+from mcrlib.profiles import load_profile
+from tests.test_profiles import write_smoke_params
 from mcrlib.studies.ablations import COMPONENTS, TABLES, ablation_table, load_study, study_runs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -149,12 +151,11 @@ def test_cost_benchmark_returns_ratios_for_every_variant():
 @pytest.fixture(scope="module")
 def smoke_stage(tmp_path_factory):
     root = tmp_path_factory.mktemp("stage")
-    params = root / "params.yaml"
-    params.write_text(yaml.safe_dump({"ablations": {"profile": "smoke-test", "seeds": [0, 1]}}))
+    write_smoke_params(root, ablations={"profile": "smoke-test", "seeds": [0, 1]})
     with pytest.MonkeyPatch.context() as env:
         env.delenv("MCR_RUN_CACHE", raising=False)   # the stage's own cache, counted below
         env.setenv("OMP_NUM_THREADS", "1")             # tiny models: one thread, no contention
-        notebook = execute(ROOT / "notebooks" / "04_ablations.py", "ablations", root=root, params_file=params)
+        notebook = execute(ROOT / "notebooks" / "04_ablations.py", "ablations", root=root)
     return root, notebook
 
 
@@ -163,6 +164,7 @@ def test_stage_tables_are_mean_and_std_of_the_runs(smoke_stage):
     out = root / "results" / "ablations"
     runs = pd.read_csv(out / "runs.csv")
     assert notebook.exists() and set(runs["seed"]) == {0, 1}
+    assert (runs["fold"] == -1).all()          # the synthetic data has no folds: seeds are the units
     for table in TABLES:
         wide = pd.read_csv(out / f"{table}.csv", index_col=0)
         assert "smoke-test profile" in (out / f"{table}.md").read_text()
@@ -212,12 +214,12 @@ def test_every_file_the_stage_writes_is_declared_in_dvc_yaml(smoke_stage):
     assert {"benchmarks/cost.py", "notebooks/04_ablations.py", "mcrlib"} <= set(stage["deps"])
 
 
-@pytest.mark.parametrize("profile", ["params.yaml", "profiles/paper.yaml"])
+@pytest.mark.parametrize("profile", ["quick", "paper"])
 def test_profiles_have_a_valid_ablations_section(profile):
     """Valid before anything trains, and the rows that are the base MCR, joint training or a
     unimodal model are the synthetic and benchmarks stages' own runs (one run cache entry)."""
     from mcrlib.studies import benchmarks, synthetic
-    params = yaml.safe_load((ROOT / profile).read_text())
+    params = load_profile(profile, ROOT)
     s = load_study({k: v for k, v in params["ablations"].items() if k != "cost"})
     assert len(s.seeds) >= 3 and set(s.tables) == set(TABLES)
     assert params["ablations"]["cost"]["copies"] == 32 and set(params["ablations"]["cost"]["models"]) == {"mlp", "resnet"}

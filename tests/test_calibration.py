@@ -1,13 +1,15 @@
 """Benchmark calibration: the criterion, the choice rule, and the recipe reaching the sections."""
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from mcrlib.config import ConfigError
 from mcrlib.studies import calibration as cal
+from mcrlib.profiles import load_stage
 from mcrlib.studies.benchmarks import resolve_datasets
-from mcrlib.studies.synthetic import load_study, resolve
+from mcrlib.studies.synthetic import load_study
 
 CRITERION = cal.Criterion()
 
@@ -61,23 +63,88 @@ def test_synthetic_criterion_is_joint_falling_faster_than_the_ensemble():
     assert table["chosen"].tolist() == [True, False]
 
 
+def test_joint_must_be_below_the_ensemble_by_the_floor_with_folds_as_blocks():
+    """(c) with an effect-size floor, on (fold, seed) units: 6 folds x 2 seeds, the folds' levels
+    differ a lot (speakers) and the within-fold gap is steady, so the blocked interval is narrow."""
+    rows = []
+    for fold in range(6):
+        for replicate in range(2):
+            seed = fold + 6 * replicate
+            level = 0.05 * (fold - 2.5)                 # between-speaker spread, shared by every method
+            for method, acc in (("unimodal-audio", 0.60), ("unimodal-visual", 0.70), ("ensemble", 0.82),
+                                ("joint", 0.805 + 0.002 * (-1) ** replicate)):
+                rows.append({"dataset": "A", "fold": fold, "seed": seed, "method": method, "test_acc": acc + level})
+    runs, labels = pd.DataFrame(rows), {"A": ("avdigits", {"image_energy": 0.2})}
+    lenient = cal.judge_benchmark(runs, labels, CRITERION)
+    assert lenient.loc[0, "design"] == "folds fixed, seeds within" and lenient.loc[0, "units"] == 12
+    assert lenient.loc[0, "high"] < 0 and lenient.loc[0, "(c) joint < ensemble"]
+    strict = cal.judge_benchmark(runs, labels, cal.Criterion(joint_gap_min=0.02))   # the gap is 1.5 points
+    assert not strict.loc[0, "(c) joint < ensemble"] and not strict.loc[0, "meets all"]
+    with pytest.raises(ConfigError, match="joint_gap_min"):
+        cal.load_calibration({"criterion": {"joint_gap_min": -0.01}})
+
+
 def test_settings_follow_the_declared_order_and_bad_grids_are_rejected():
     assert cal.settings({"a": [1, 2], "b": [3, 4]}) == [{"a": 1, "b": 3}, {"a": 1, "b": 4}, {"a": 2, "b": 3}, {"a": 2, "b": 4}]
     with pytest.raises(ConfigError, match="calibrate.grids.avdigits"):
         cal.load_calibration({"grids": {"avdigits": {"image_energy": []}}})
+    with pytest.raises(ConfigError, match="calibrate.seeds"):
+        cal.load_calibration({"seeds": {"avdigits": [1, 2]}})
 
 
-def test_calibrated_sections_take_the_chosen_recipe(tmp_path, monkeypatch):
+def test_calibrated_sections_take_the_chosen_recipe(tmp_path):
+    """A stage's sections arrive calibrated (mcrlib.profiles.load_stage); a study never reads
+    chosen.json, and a dataset whose mark was not applied is refused."""
+    import yaml
     datasets = {"AV": {"name": "avdigits", "params": {"prepared": "data/none"}, "calibrated": True}}
-    with pytest.raises(FileNotFoundError, match="dvc repro calibrate"):
+    with pytest.raises(ConfigError, match="load_stage"):
         resolve_datasets(datasets, tmp_path)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({
+        "benchmarks": {"datasets": datasets}, "synthetic": {"calibrated": True, "data": {"mean_scale": 1.5, "latent_dim": 8}}}))
     (tmp_path / "results" / "calibrate").mkdir(parents=True)
     (tmp_path / "results" / "calibrate" / cal.CHOSEN_FILE).write_text(json.dumps({
         "avdigits": {"params": {"image_energy": 0.2, "audio_snr_db": 60.0}, "meets_criterion": True},
         "synthetic": {"params": {"mean_scale": 2.5, "n_train": 2000}, "meets_criterion": False}}))
-    resolved = resolve_datasets(datasets, tmp_path)["AV"]
+    sections = load_stage("quick", "benchmarks", tmp_path, reads=("synthetic",))
+    resolved = resolve_datasets(sections["benchmarks"]["datasets"], tmp_path)["AV"]
     assert "calibrated" not in resolved and resolved["params"] == {"prepared": str(tmp_path.resolve() / "data/none"),
                                                                   "image_energy": 0.2, "audio_snr_db": 60.0}
-    assert resolve_datasets(datasets, tmp_path, calibrated=False)["AV"]["params"] == {"prepared": str(tmp_path.resolve() / "data/none")}
-    study = load_study(resolve({"calibrated": True, "data": {"mean_scale": 1.5, "latent_dim": 8}}, tmp_path))
-    assert study.data == {"mean_scale": 2.5, "latent_dim": 8, "n_train": 2000}
+    uncalibrated = load_stage("quick", "benchmarks", tmp_path, calibrated=False)["benchmarks"]
+    assert resolve_datasets(uncalibrated["datasets"], tmp_path)["AV"]["params"] == {"prepared": str(tmp_path.resolve() / "data/none")}
+    study = load_study(sections["synthetic"])
+    assert study.data == {"mean_scale": 2.5, "latent_dim": 8, "n_train": 2000} and not study.calibrated
+
+def test_the_grids_are_sections_of_the_studies_they_calibrate():
+    """The calibration builds params sections; the caller builds the studies (no study imports another)."""
+    from mcrlib.studies import benchmarks
+    sections = load_stage("quick", "calibrate", Path(__file__).resolve().parents[1], reads=("synthetic", "benchmarks"),
+                          calibrated=False)
+    calibration = cal.load_calibration(sections["calibrate"])
+    grid = cal.synthetic_grid(calibration, sections["synthetic"])
+    assert [setting for setting, _ in grid.values()] == [{"mean_scale": 1.5, "n_train": 500}, {"mean_scale": 2.5, "n_train": 500}]
+    for setting, section in grid.values():
+        study = load_study(section)
+        assert study.methods == ("ensemble", "joint") and study.ratios == (0.25, 4.0)
+        assert {k: study.data[k] for k in setting} == setting
+    section, labels = cal.benchmark_grid(calibration, sections["benchmarks"])
+    study = benchmarks.load_study(section)
+    assert list(study.datasets) == list(labels) and {name for name, _ in labels.values()} == {"avdigits"}
+    assert [study.datasets[label]["params"]["image_energy"] for label in labels] == [0.2, 0.3]
+
+
+def test_the_grids_run_on_selection_seeds_apart_from_the_studies_seeds():
+    from mcrlib.studies import benchmarks
+    sections = load_stage("quick", "calibrate", Path(__file__).resolve().parents[1], reads=("synthetic", "benchmarks"),
+                          calibrated=False)
+    calibration = cal.load_calibration(sections["calibrate"])
+    section, labels = cal.benchmark_grid(calibration, sections["benchmarks"])
+    study = benchmarks.load_study(section)
+    assert study.seeds == tuple(calibration.seeds["benchmarks"]) and not set(study.seeds) & set(sections["benchmarks"]["seeds"])
+    label = next(iter(labels))
+    assert sorted(study.data_config(label, s).params["fold"] for s in study.seeds) == sorted(list(range(6)) * 2)
+    for _, synthetic_section in cal.synthetic_grid(calibration, sections["synthetic"]).values():
+        seeds = load_study(synthetic_section).seeds
+        assert seeds == tuple(calibration.seeds["synthetic"]) and not set(seeds) & set(sections["synthetic"]["seeds"])
+    # without selection seeds a grid runs on the study's own seeds (its chosen runs are the study's)
+    plain = cal.load_calibration({**sections["calibrate"], "seeds": {}})
+    assert cal.benchmark_grid(plain, sections["benchmarks"])[0]["seeds"] == sections["benchmarks"]["seeds"]

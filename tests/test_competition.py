@@ -8,6 +8,7 @@ from mcrlib.pipeline import execute
 from mcrlib.runs import run
 from tests.conftest import TINY_RUN
 from tests.test_pipeline import ROOT
+from tests.test_profiles import write_smoke_params
 
 
 def test_recording_features_saves_every_epoch_without_changing_training(tmp_path):
@@ -32,10 +33,8 @@ def test_probe_reads_label_information_from_features():
 
 
 def test_competition_stage_draws_curves_from_recorded_features(tmp_path):
-    params = tmp_path / "params.yaml"
-    params.write_text(yaml.safe_dump({"competition": {"methods": ["joint"], "seeds": [0, 1],
-                                                      "record_features": 100}}))
-    execute(ROOT / "notebooks" / "01_competition_analysis.py", "competition", root=tmp_path, params_file=params)
+    write_smoke_params(tmp_path, competition={"methods": ["joint"], "seeds": [0, 1], "record_features": 100})
+    execute(ROOT / "notebooks" / "01_competition_analysis.py", "competition", root=tmp_path)
     import pandas as pd
     curves = pd.read_csv(tmp_path / "results" / "competition" / "curves.csv")
     assert set(curves["seed"]) == {0, 1} and set(curves["method"]) == {"joint"}

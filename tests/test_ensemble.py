@@ -75,6 +75,8 @@ def test_probability_averaging_reports_the_standardised_sum_beside_it():
     torch.testing.assert_close(predictions["test"]["fused"], expected)
     assert metrics["test_acc_fused"] == 0.5 and metrics["test_acc_fused_standardised_logits"] == 1.0
     assert "test_acc_fused_probabilities" not in metrics
+    # The raw logit sum: b's larger logits win rows 0-1 (a + b = (-9, 9), (9, -9)): accuracy 1/2.
+    assert metrics["test_acc_fused_logit_sum"] == 0.5
     # A zeroed member is the uniform distribution: v({}) = 1/2, v(a) = 1 (a's mean with (1/2, 1/2)),
     # v(b) = 1/2, v(ab) = 1/2: phi_a = ((1 - 1/2) + (1/2 - 1/2)) / 2 = 1/4, phi_b = -1/4.
     assert metrics["test_contrib_shapley_a"] == pytest.approx(0.25)
@@ -94,3 +96,29 @@ def test_ensemble_combines_the_cached_unimodal_runs(tmp_path):
     assert ensemble.metrics["test_acc_x1"] == members[0].metrics["test_acc_fused"]
     assert 0 <= ensemble.metrics["test_acc_fused_probabilities"] <= 1
     assert ensemble.history == [] and not (ensemble.path / "model.pt").exists()
+
+
+def test_logit_sum_keeps_the_members_own_scales():
+    """The authors' synthetic rule (Synergy's ens.json, norm_decision false): raw logits summed.
+    A member whose logits are flat (an uninformative modality's rightly unsure model) barely
+    moves the sum; standardisation would stretch it to the other member's range."""
+    predictions, metrics = compose("logit_sum")
+    torch.testing.assert_close(predictions["test"]["fused"], A + B)
+    # rows 0-1: b's margin 20 beats a's 2, wrong; rows 2-3 both right: 1/2
+    assert metrics["test_acc_fused"] == 0.5
+    assert metrics["test_acc_fused_standardised_logits"] == 1.0 and metrics["test_acc_fused_probabilities"] == 0.5
+    assert "test_acc_fused_logit_sum" not in metrics
+    # A zeroed member adds nothing: v({}) = 1/2 (ties predict class 0), v(a) = 1, v(b) = 1/2,
+    # v(ab) = 1/2: phi_a = ((1 - 1/2) + (1/2 - 1/2)) / 2 = 1/4, phi_b = -1/4.
+    assert metrics["test_contrib_shapley_a"] == pytest.approx(0.25)
+    assert metrics["test_contrib_shapley_b"] == pytest.approx(-0.25)
+    # A flat member (entries ±0.01, ±0.1: std 0.054) against a sharp one (±3: std 3.2), labels 0 1 1 0.
+    flat = torch.tensor([[0.01, -0.01], [-0.01, 0.01], [0.01, -0.01], [0.1, -0.1]])   # wrong on row 2
+    sharp = torch.tensor([[3., -3.], [-3., 3.], [-3., 3.], [-3., 3.]])                 # wrong on row 3
+    both = {"member:a": member(sharp), "member:b": member(flat)}
+    config = from_dict(RunConfig, {**TINY_RUN, "method": {"name": "ensemble", "params": {"combine": "logit_sum"}}})
+    _, metrics = METHODS["ensemble"].compose(config, both, SimpleNamespace(task="classification"))
+    # The sum follows the sharp member (row 3: 0.2 - 6 < 0): 3/4. Standardised, the flat member's
+    # row-3 margin is stretched to 0.2 / 0.054 = 3.7 and overturns the sharp one's 6 / 3.2 = 1.9: 4/4.
+    assert metrics["test_acc_fused"] == 0.75
+    assert metrics["test_acc_fused_standardised_logits"] == 1.0

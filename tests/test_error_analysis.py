@@ -11,7 +11,8 @@ import torch
 
 from mcrlib.analysis.errors import (error_frame, generator_group_accuracy, group_accuracy, group_name,
                                     plot_error_matrices, summarise, unimodal_correctness)
-from mcrlib.studies.results import study_results
+from mcrlib.studies.grid import save_runs
+from mcrlib.studies.results import read_runs, study_results
 from mcrlib.studies.synthetic import load_study, run_study
 from tests.conftest import TINY_RUN
 
@@ -129,17 +130,37 @@ def tiny_study(tmp_path_factory):
 
 def test_study_results_are_the_runs_of_the_table_and_never_trained(tiny_study, tmp_path):
     study, runs, cache = tiny_study
-    results = study_results(runs, make_config=study.run_config, cell_name="ratio", cache_dir=cache)
+    # Each row carries the key of the config the study built for it (no search here: no setting).
+    from mcrlib.run_key import run_key
+    from mcrlib.studies.synthetic import study_runs
+    assert runs["run_key"].tolist() == [run_key(config) for _, config in study_runs(study)]
+    results = study_results(runs, cache)
+    assert [r.path.name for r in results] == runs["run_key"].tolist()
     assert [r.config["method"]["name"] for r in results] == \
         [m if not m.startswith("unimodal") else "unimodal" for m in runs["method"]]
     assert [r.metrics["test_acc_fused"] for r in results] == runs["test_acc"].tolist()
     with pytest.raises(FileNotFoundError, match="not in the run cache"):
-        study_results(runs, make_config=study.run_config, cell_name="ratio", cache_dir=tmp_path)
+        study_results(runs, tmp_path)
+
+
+def test_a_row_finds_its_run_by_its_key_not_by_its_labels(tiny_study, tmp_path):
+    """The runs table read back from its CSV finds the same runs, and keeps finding them when its
+    labels no longer describe a config (a relabelled method, a setting that is not JSON)."""
+    study, runs, cache = tiny_study
+    save_runs(runs, pd.DataFrame(), tmp_path)
+    table = read_runs(tmp_path / "runs.csv")
+    assert table["run_key"].tolist() == runs["run_key"].tolist()
+    assert table["test_acc"].tolist() == runs["test_acc"].tolist()        # floats read back exactly
+    relabelled = table.assign(method="renamed", setting="not json")
+    assert [r.path for r in study_results(relabelled, cache)] == [r.path for r in study_results(runs, cache)]
+    save_runs(runs.drop(columns="run_key"), pd.DataFrame(), tmp_path)
+    with pytest.raises(ValueError, match="no run_key column"):
+        read_runs(tmp_path / "runs.csv")
 
 
 def test_error_frame_of_real_runs_partitions_the_test_set(tiny_study):
     study, runs, cache = tiny_study
-    results = study_results(runs, make_config=study.run_config, cell_name="ratio", cache_dir=cache)
+    results = study_results(runs, cache)
     frame = error_frame(runs, results, "ratio")
     assert set(frame["method"]) == {"ensemble", "joint"} and set(frame["seed"]) == {0, 1}
     n_test = SMALL_DATA["n_test"]
@@ -161,10 +182,32 @@ def declared_outs() -> set[str]:
     return {next(iter(o)) if isinstance(o, dict) else o for o in stage["outs"] + stage["metrics"]}
 
 
+def write_study_tables(root) -> None:
+    """What the synthetic and benchmarks stages leave for this one under the base profile: each
+    study's runs in the run cache the pipeline gives the notebooks, and its runs table under
+    results/<section>. The studies are loaded as the notebook loads them."""
+    import os
+
+    from mcrlib.profiles import load_stage
+    from mcrlib.studies import benchmarks, synthetic
+    cache = os.environ.get("MCR_RUN_CACHE", root / ".mcr-cache" / "runs")
+    sections = load_stage("quick", "error_analysis", root, reads=("synthetic", "benchmarks"))
+    section = sections["benchmarks"]
+    studies = {"synthetic": (synthetic, synthetic.load_study(sections["synthetic"])),
+               "benchmarks": (benchmarks, benchmarks.load_study(
+                   {**section, "datasets": benchmarks.resolve_datasets(section["datasets"], root)}))}
+    for name, (module, study) in studies.items():
+        save_runs(*module.run_study(study, cache), root / "results" / name)
+
+
+STUDY_TABLES = {f"results/{name}/{table}" for name in ("synthetic", "benchmarks") for table in ("runs.csv", "search.csv")}
+
+
 @pytest.fixture(scope="module")
 def stage(tmp_path_factory):
-    """The stage as `dvc repro` runs it: the error_analysis section injected, the two studies read
-    from the same params.yaml (tiny sections, so it trains its own runs in seconds)."""
+    """The stage as `dvc repro` runs it, under the base profile (the params.yaml of `root`): the
+    two studies' runs tables written first (tiny sections, so their runs train in seconds), then
+    the notebook, which reads them."""
     import yaml
 
     from mcrlib.pipeline import execute
@@ -174,19 +217,20 @@ def stage(tmp_path_factory):
               "benchmarks": {**tiny, "methods": ["ensemble", "joint", "arm"],
                              "datasets": {"tiny": {"name": "synthetic", "params": {**SMALL_DATA, "unique2": 0.5,
                                                                                    "unique1": 0.0, "shared": 0.5}}}},
-              "error_analysis": {"profile": "tiny-test",
-                                 "methods": ["ensemble", "joint", "mcr"], "perturbations": ["zero", "permute"]}}
+              "error_analysis": {"profile": "tiny-test", "methods": ["ensemble", "joint", "mcr"],
+                                 "perturbations": ["zero", "permute"], "perturbation_seed": 0}}
     (root / "params.yaml").write_text(yaml.safe_dump(params))
+    write_study_tables(root)
     from pathlib import Path
     notebook = Path(__file__).resolve().parents[1] / "notebooks" / "05_error_analysis.py"
-    execute(notebook, "error_analysis", root=root, params_file=root / "params.yaml", also=("synthetic", "benchmarks"))
+    execute(notebook, "error_analysis", root=root)
     return root, params
 
 
 def test_stage_writes_exactly_its_declared_outputs(stage):
     root, _ = stage
     written = {str(p.relative_to(root)) for folder in ("results", "figures") for p in (root / folder).rglob("*") if p.is_file()}
-    assert written == declared_outs()
+    assert written - STUDY_TABLES == declared_outs()
     for name in ("fig5_errors_synthetic.png", "robustness_benchmarks.pdf"):
         assert (root / "figures" / name).stat().st_size > 1000
 

@@ -210,11 +210,11 @@ def test_the_ensemble_reports_f1_ece_and_logit_level_contributions(cache):
 def test_a_regression_run_keeps_its_own_metrics(tmp_path, tiny_data):
     import dataclasses
 
-    from mcrlib.config import RunConfig, from_dict
+    from mcrlib.build import resolve
     from mcrlib.runs import _train
     splits = {name: {**split, "label": split["label"].float() - 2} for name, split in tiny_data.splits.items()}
     data = dataclasses.replace(tiny_data, splits=splits, n_classes=1, task="regression")
-    config = from_dict(RunConfig, {**copy.deepcopy(TINY_RUN), "method": {"name": "joint"}})
-    metrics = _train(config, tmp_path, data, tmp_path).metrics
+    resolved = resolve({**copy.deepcopy(TINY_RUN), "method": {"name": "joint"}}, data=data)
+    metrics = _train(resolved, tmp_path, data, {}).metrics
     assert {"test_mae_fused", "test_f1_fused", "test_acc_fused"} <= set(metrics)
     assert not any("_ece_" in k or "_contrib_" in k for k in metrics)

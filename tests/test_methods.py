@@ -23,7 +23,7 @@ def test_every_method_has_its_own_rank_and_display_name():
 
 def test_command_line_run(tmp_path, capsys):
     import yaml
-    from mcrlib.runs import main
+    from mcrlib.cli import main
     config = tmp_path / "run.yaml"
     config.write_text(yaml.safe_dump({**TINY_RUN, "method": {"name": "joint"}}))
     main([str(config), "--cache", str(tmp_path / "cache")])

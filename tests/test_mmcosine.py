@@ -74,7 +74,7 @@ def test_scaling_features_or_class_weights_leaves_logits_unchanged():
 def test_model_overrides_build_the_head_that_drives_forward_loss_optimizer_and_logs(tiny_data):
     params = method_params("mmcosine", {"scale": 4.0})
     overrides = METHODS["mmcosine"].model_overrides(params)
-    assert overrides == {"fusion": "cosine", "cosine_scale": 4.0}
+    assert overrides == {"fusion": "cosine", "fusion_params": {"scale": 4.0}}
     torch.manual_seed(0)
     model = build_model(ModelConfig(hidden_dim=16, latent_dim=8, **overrides), tiny_data)
     method = METHODS["mmcosine"](params, model=model)
@@ -116,7 +116,7 @@ def test_trains_two_epochs_deterministically(tmp_path):
     assert len(a.history) == 2 and a.history == b.history
     assert torch.equal(a.predictions["test"]["fused"], b.predictions["test"]["fused"])
     # The run's config names the head, and the saved predictions are its logits: <= M * s.
-    assert a.config["model"]["fusion"] == "cosine" and a.config["model"]["cosine_scale"] == 4.0
+    assert a.config["model"]["fusion"] == "cosine" and a.config["model"]["fusion_params"] == {"scale": 4.0}
     assert a.predictions["test"]["fused"].abs().max() <= 2 * 4.0 + 1e-4
     assert all(math.isfinite(h["train_loss_task"]) for h in a.history)
     assert all(-4.0 <= h["train_mmcos_logit_y[x1]"] <= 4.0 for h in a.history)

@@ -190,13 +190,15 @@ def test_sliced_metric_reads_each_modality_share_of_the_fused_logits():
 
 
 def test_sliced_metric_needs_a_linear_fusion_head():
-    class Concat(nn.Module):   # mixes the modalities: no per-modality share of the logits
+    from mcrlib.models import FusionHead
+
+    class Concat(FusionHead):   # mixes the modalities: no per-modality share of the logits
         def __init__(self):
             super().__init__()
             self.layer = nn.Linear(4, 2)
 
-        def forward(self, z):
-            return self.layer(torch.cat(z, -1))
+        def logits_and_shares(self, latents, unimodal_logits):
+            return self.layer(torch.cat(latents, -1)), None
 
     model = identity_model(2, None, None, fusion=Concat())
     batch = {"x1": torch.randn(3, 2), "x2": torch.randn(3, 2), "label": torch.tensor([0, 1, 0])}

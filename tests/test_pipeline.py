@@ -1,6 +1,6 @@
 """The synthetic-study stage end to end on the smoke profile, and the quick profile's params."""
 import json
-
+import os
 import re
 from pathlib import Path
 
@@ -10,7 +10,9 @@ import yaml
 
 from mcrlib.config import ConfigError, from_dict
 from mcrlib.pipeline import execute
+from mcrlib.profiles import load_profile
 from mcrlib.studies.synthetic import load_study, study_runs
+from tests.test_profiles import write_smoke_params
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -35,9 +37,8 @@ def test_study_rejects_a_bad_section():
 @pytest.fixture(scope="module")
 def smoke_stage(tmp_path_factory):
     root = tmp_path_factory.mktemp("stage")
-    params = root / "params.yaml"
-    params.write_text(yaml.safe_dump({"synthetic": {"profile": "smoke-test", "seeds": [0, 1]}}))
-    notebook = execute(ROOT / "notebooks" / "02_synthetic_study.py", "synthetic", root=root, params_file=params)
+    write_smoke_params(root, synthetic={"profile": "smoke-test", "seeds": [0, 1]})
+    notebook = execute(ROOT / "notebooks" / "02_synthetic_study.py", "synthetic", root=root)
     return root, notebook
 
 
@@ -69,6 +70,28 @@ def test_table_is_mean_and_std_of_the_runs(smoke_stage):
     metrics = json.loads((root / "results" / "synthetic" / "metrics.json").read_text())
     assert metrics["mean_test_acc"]["mcr"]["4"] == pytest.approx(
         runs[(runs.method == "mcr") & (runs.ratio == 4.0)]["test_acc"].mean(), abs=1e-4)
+
+
+def test_every_figure_data_hold_every_method_of_the_study(smoke_stage):
+    """Not only that the figures exist: Figure 1's plotted data (the `dvc plots` CSV), its table
+    and the group table have a line for every method the study ran, with a number in every cell."""
+    root, _ = smoke_stage
+    out = root / "results" / "synthetic"
+    methods = set(pd.read_csv(out / "runs.csv")["method"])
+    plot = pd.read_csv(out / "plot_fig1.csv")
+    assert set(plot.columns) == {"ratio", *methods} and plot.notna().all().all()
+    for stem in ("fig1_table", "group_table"):
+        table = pd.read_csv(out / f"{stem}.csv", index_col=0)
+        assert set(table.index) == methods and table.notna().all().all(), stem
+
+
+def test_every_row_of_the_runs_table_names_its_run_in_the_cache(smoke_stage):
+    root, _ = smoke_stage
+    cache = Path(os.environ.get("MCR_RUN_CACHE", root / ".mcr-cache" / "runs"))
+    runs = pd.read_csv(root / "results" / "synthetic" / "runs.csv", dtype={"run_key": str})
+    trials = pd.read_csv(root / "results" / "synthetic" / "search.csv", dtype={"run_key": str})
+    for key in [*runs["run_key"], *trials["run_key"]]:
+        assert (cache / key / "result.json").is_file(), key
 
 
 def test_group_accuracies_average_to_the_overall_accuracy(smoke_stage):
@@ -111,11 +134,11 @@ def test_every_file_the_stage_writes_is_declared_in_dvc_yaml(smoke_stage):
     assert written == declared
 
 
-@pytest.mark.parametrize("profile", ["params.yaml", "profiles/paper.yaml"])
+@pytest.mark.parametrize("profile", ["quick", "paper"])
 def test_every_profile_validates_before_anything_runs(profile):
     from mcrlib.data import DATASETS
     from mcrlib.studies import benchmarks
-    params = yaml.safe_load((ROOT / profile).read_text())
+    params = load_profile(profile, ROOT)
     assert set(params) == {"synthetic", "data", "calibrate", "benchmarks", "competition", "error_analysis",
                            "ablations", "report"}
     load_study(params["synthetic"])
@@ -132,7 +155,7 @@ def test_every_profile_validates_before_anything_runs(profile):
 
 def test_paper_profile_uses_the_per_dataset_settings():
     from mcrlib.studies import benchmarks
-    study = benchmarks.load_study(yaml.safe_load((ROOT / "profiles/paper.yaml").read_text())["benchmarks"])
+    study = benchmarks.load_study(load_profile("paper", ROOT)["benchmarks"])
     cremad = [study.run_config("mcr", "CREMA-D", seed) for seed in study.seeds]
     assert [c.data.params["fold"] for c in cremad] == [0, 1, 2]
     assert cremad[0].train.lr == 1e-4 and cremad[0].method.params["init_from_unimodal"] is True
@@ -193,10 +216,8 @@ def test_a_stage_passes_only_the_standard_parameters_a_notebook_declares(tmp_pat
     import shutil
     (tmp_path / "notebooks").mkdir()
     shutil.copy(ROOT / "notebooks" / "06_report.py", tmp_path / "notebooks")
-    params = tmp_path / "params.yaml"
-    params.write_text(yaml.safe_dump({"report": {"profile": "test", "sections_dir": str(tmp_path / "results"),
-                                                 "report_path": str(tmp_path / "results" / "REPORT.md")}}))
-    execute(tmp_path / "notebooks" / "06_report.py", "report", root=tmp_path, params_file=params)
+    write_smoke_params(tmp_path, report={"profile": "test"})
+    execute(tmp_path / "notebooks" / "06_report.py", "report", root=tmp_path)
     err = capfd.readouterr().err
     assert "unknown parameter" not in err and "TCP" not in err
     assert (tmp_path / "results" / "REPORT.md").read_text().startswith("# Which of the paper's claims hold here")
@@ -211,9 +232,7 @@ def test_an_executed_notebook_is_the_same_from_any_checkout_and_any_run(tmp_path
         root = tmp_path / checkout
         (root / "notebooks").mkdir(parents=True)
         shutil.copy(ROOT / "notebooks" / "06_report.py", root / "notebooks")
-        params = root / "params.yaml"
-        params.write_text(yaml.safe_dump({"report": {"profile": "test", "sections_dir": "../results",
-                                                     "report_path": "../results/REPORT.md"}}))
-        copies.append(execute(root / "notebooks" / "06_report.py", "report", root=root, params_file=params).read_text())
+        write_smoke_params(root, report={"profile": "test"})
+        copies.append(execute(root / "notebooks" / "06_report.py", "report", root=root).read_text())
     assert copies[0] == copies[1]
     assert str(tmp_path) not in copies[0] and "start_time" not in copies[0] and "widget-view" not in copies[0]

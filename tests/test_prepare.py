@@ -98,9 +98,10 @@ def test_missing_root_names_the_layout_and_the_source(tmp_path):
         prepare("cremad", {"root": str(tmp_path / "nowhere")}, tmp_path / "out")
 
 
-@pytest.mark.parametrize("profile", ["params.yaml", "profiles/paper.yaml"])
+@pytest.mark.parametrize("profile", ["quick", "paper"])
 def test_every_profile_prepares_each_dataset_its_studies_read(profile):
-    params = yaml.safe_load((ROOT / profile).read_text())
+    from mcrlib.profiles import load_profile
+    params = load_profile(profile, ROOT)
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
     assert stages["prepare"]["foreach"] == "${data}"
     for section in ("benchmarks", "ablations"):

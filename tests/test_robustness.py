@@ -57,7 +57,8 @@ def test_a_saved_model_rebuilds_from_its_config_alone(cache):
     data = load_dataset(config.data.name, config.data.params)
     build_model(config.model, data).load_state_dict(result.model_state())
     with pytest.raises(RuntimeError, match="fusion.bias"):
-        build_model(dataclasses.replace(config.model, fusion="linear"), data).load_state_dict(result.model_state())
+        build_model(dataclasses.replace(config.model, fusion="linear", fusion_params={}), data).load_state_dict(
+            result.model_state())
 
 
 def test_an_ensemble_has_no_model_of_its_own(cache):

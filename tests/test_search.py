@@ -4,6 +4,7 @@ from pathlib import Path
 import pytest
 
 from mcrlib.config import ConfigError, RunConfig, from_dict
+from mcrlib.run_key import run_key
 from mcrlib.search import SearchConfig, select
 from tests.conftest import TINY_RUN
 
@@ -39,6 +40,10 @@ def test_selection_uses_validation_accuracy_only(tmp_path):
     assert trials["selected"].sum() == 2  # both seeds of the chosen trial
     again, _ = select(search, ["joint", "multiloss"], ["only"], make, tmp_path)  # from the run cache
     assert again == chosen and len(list(tmp_path.iterdir())) == 6
+    # Every trial carries its run's key: the cache folder of its config.
+    assert trials["run_key"].tolist() == [run_key(make("multiloss", "only", seed, trial))
+                                          for trial in search.trials("multiloss") for seed in (0, 1)]
+    assert set(trials["run_key"]) == {p.name for p in tmp_path.iterdir()}
 
 
 def test_a_grid_that_cannot_apply_to_a_dataset_is_rejected_before_training():
@@ -61,10 +66,9 @@ def test_a_grid_that_cannot_apply_to_a_dataset_is_rejected_before_training():
 
 
 def test_the_paper_profile_searches_mslr_on_three_modalities_with_three_multipliers():
-    import yaml
-
+    from mcrlib.profiles import load_profile
     from mcrlib.studies.benchmarks import load_study
-    params = yaml.safe_load((Path(__file__).resolve().parents[1] / "profiles/paper.yaml").read_text())["benchmarks"]
+    params = load_profile("paper", Path(__file__).resolve().parents[1])["benchmarks"]
     study = load_study(params)
     assert all(len(t["init"]) == 3 for t in study.search.trials("mslr", "MOSI V-A-T"))
     without = {**params, "search": {k: v for k, v in params["search"].items() if k != "cells"}}
@@ -76,11 +80,10 @@ def test_a_method_that_cannot_run_on_a_dataset_is_skipped_by_the_study_and_refus
     """The paper profile lists every method for every dataset; a method that cannot run on one
     (ReconBoost, PMR, MMCosine, ARM on MOSI's regression; OGM and ARM on three modalities) is
     skipped there, with its reason, and a run of that pair is a configuration error."""
-    import yaml
-
+    from mcrlib.profiles import load_profile
     from mcrlib.run_key import check_run
     from mcrlib.studies.benchmarks import load_study
-    params = yaml.safe_load((Path(__file__).resolve().parents[1] / "profiles/paper.yaml").read_text())["benchmarks"]
+    params = load_profile("paper", Path(__file__).resolve().parents[1])["benchmarks"]
     study = load_study(params)
     skipped = {(m, d) for d in study.datasets for m in study.methods if not study.runs_on(m, d)}
     assert {("reconboost", "MOSI V-T"), ("pmr", "MOSEI V-A-T"), ("ogm", "MOSI V-A-T"), ("arm", "MOSEI V-T")} <= skipped

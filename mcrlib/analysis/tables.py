@@ -53,3 +53,18 @@ def export_table(table: pd.DataFrame, stem: str | Path, caption: str = "") -> li
     latex = table.to_latex(escape=True, caption=caption or None, na_rep="—")
     write_text(latex, paths[2])
     return paths
+
+
+def stable_summary(table: pd.DataFrame | pd.Series, *, low: float = 0.0, high: float = 1.0) -> str:
+    """What a notebook's nbval-checked cell prints: the table's shape (its rows and columns), how
+    many cells are filled, and whether every value lies in [low, high]. Never the trained numbers
+    themselves: CPUs round differently (AVX2 and AVX-512 kernels accumulate in other orders), a
+    training trajectory amplifies the last bit, and a printed accuracy then differs in its third
+    digit on a user's machine. The numbers are shown in the cell before, unchecked."""
+    frame = table.to_frame() if isinstance(table, pd.Series) else table
+    values = frame.to_numpy(dtype=float)
+    filled = int(pd.notna(values).sum())
+    inside = bool(((values[pd.notna(values)] >= low) & (values[pd.notna(values)] <= high)).all())
+    rows = [" / ".join(map(str, r)) if isinstance(r, tuple) else str(r) for r in frame.index]
+    return (f"rows: {rows}\ncolumns: {[str(c) for c in frame.columns]}\n"
+            f"filled: {filled} of {values.size}; every value in [{low:g}, {high:g}]: {inside}")

@@ -24,8 +24,8 @@ from mcrlib.data import DATASETS, dataset_modalities
 from mcrlib.data.synthetic import SyntheticConfig
 from mcrlib.methods import method_params
 from mcrlib.run_key import check_run
-from mcrlib.studies.grid import grid_runs, overridden
-from mcrlib.sweep import run_all
+from mcrlib.studies.grid import check_folds, fold_of, grid_runs, overridden
+from mcrlib.sweep import result_key, run_all
 
 COMPONENTS = {"lambda_mipd": "L_MIPD", "lambda_con": "L_con", "lambda_ceb": "L_CEB"}
 
@@ -101,8 +101,8 @@ class AblationStudyConfig:
                   spec.get("method_params"), "params of mcr (the base) or joint only")
             check("ratio" not in spec or spec["name"] == "synthetic", f"ablations.datasets.{label}.ratio",
                   spec.get("ratio"), "a ratio u1/s for synthetic data only")
-            check(len(spec.get("folds", self.seeds)) == len(self.seeds), f"ablations.datasets.{label}.folds",
-                  spec.get("folds"), f"one fold per seed ({len(self.seeds)})")
+            if "folds" in spec:
+                check_folds(spec["folds"], self.seeds, f"ablations.datasets.{label}.folds")
         for where, params in [("ablations", self.variant_params)] + [
                 (f"ablations.datasets.{label}", spec.get("variant_params", {})) for label, spec in self.datasets.items()]:
             unknown = set(params) - set(variant_keys())
@@ -139,7 +139,7 @@ class AblationStudyConfig:
             except TypeError as err:
                 raise ConfigError(f"ablations.datasets.{label}.params: {err}") from None
         if "folds" in spec:
-            params["fold"] = spec["folds"][list(self.seeds).index(seed)]
+            params["fold"] = fold_of(spec["folds"], self.seeds, seed)
         return DataConfig(name=spec["name"], params=params)
 
     def base_params(self, label: str) -> dict:
@@ -200,7 +200,10 @@ def run_study(study: AblationStudyConfig, cache_dir: str | Path) -> pd.DataFrame
     keys = [json.dumps(to_dict(config), sort_keys=True) for _, config in labelled]
     unique = dict(zip(keys, (config for _, config in labelled)))
     results = dict(zip(unique, run_all(list(unique.values()), cache_dir, study.workers, desc="ablation runs")))
-    return pd.DataFrame([{**labels, "test_acc": results[k].metrics["test_acc_fused"],
+    # `fold`: the speaker fold of a run (-1 without folds), so the report treats folds as blocks
+    return pd.DataFrame([{**labels, "run_key": result_key(results[k]),
+                          "fold": results[k].config["data"]["params"].get("fold", -1),
+                          "test_acc": results[k].metrics["test_acc_fused"],
                           "val_acc": results[k].metrics["val_acc_fused"], "epochs": results[k].metrics.get("epochs", 0)}
                          for (labels, _), k in zip(labelled, keys)])
 

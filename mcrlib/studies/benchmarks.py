@@ -14,7 +14,7 @@ from mcrlib.data.spec import is_location
 from mcrlib.methods import method_params
 from mcrlib.run_key import check_run, unsupported_reason
 from mcrlib.search import SearchConfig
-from mcrlib.studies.grid import overridden, run_grid
+from mcrlib.studies.grid import check_folds, fold_of, overridden, run_grid
 
 
 DEFAULT_FAMILY = "ResNet-18"
@@ -23,7 +23,8 @@ DEFAULT_FAMILY = "ResNet-18"
 @dataclass(frozen=True)
 class BenchmarkStudyConfig:
     profile: str = "smoke"
-    # label -> {name, params, and optionally: folds (one per seed, as data.params.fold),
+    # label -> {name, params, and optionally: folds (as data.params.fold; seeds[i] runs on folds[i mod F],
+    # so F folds take a multiple of F seeds: one per fold, or several nested in each),
     # model / train / method_params (this dataset's overrides, e.g. METHOD.md's per-dataset table),
     # family (Figure 4's backbone family of this entry: "ResNet-18" unless given, e.g. "Conformer")}
     datasets: dict = field(default_factory=dict)
@@ -43,8 +44,8 @@ class BenchmarkStudyConfig:
             check(isinstance(spec, dict) and spec.get("name") in DATASETS and set(spec) <= allowed,
                   f"benchmarks.datasets.{label}", spec,
                   f"{{name: one of {sorted(DATASETS)}, params: {{...}}}} with optional keys {sorted(allowed - {'name', 'params'})}")
-            check(len(spec.get("folds", self.seeds)) == len(self.seeds), f"benchmarks.datasets.{label}.folds",
-                  spec.get("folds"), f"one fold per seed ({len(self.seeds)})")
+            if "folds" in spec:
+                check_folds(spec["folds"], self.seeds, f"benchmarks.datasets.{label}.folds")
             for method in self.methods:
                 if not self.runs_on(method, label):
                     continue   # skipped, and the tables say so (a method that cannot run there)
@@ -76,8 +77,8 @@ class BenchmarkStudyConfig:
     def data_config(self, label: str, seed: int) -> DataConfig:
         spec = self.datasets[label]
         params = dict(spec.get("params", {}))
-        if "folds" in spec:  # CREMA-D: the spread is over folds, one per seed
-            params["fold"] = spec["folds"][list(self.seeds).index(seed)]
+        if "folds" in spec:  # AV-Digits, CREMA-D: the spread is over folds and seeds within them
+            params["fold"] = fold_of(spec["folds"], self.seeds, seed)
         return DataConfig(name=spec["name"], params=params)
 
     def runs_on(self, method: str, label: str) -> bool:
@@ -122,22 +123,22 @@ def gain_over_ensemble(runs: pd.DataFrame) -> pd.DataFrame:
     return others
 
 
-def resolve_datasets(datasets: dict, root_dir: str | Path, calibrated: bool = True) -> dict:
+def resolve_datasets(datasets: dict, root_dir: str | Path) -> dict:
     """Each dataset's load params with its location fields (the prepared folder) made absolute
     from the project's root `root_dir`: notebooks run from notebooks/ and their training workers
     inherit that working directory. Location fields are not part of the run key (mcrlib.run_key
-    keys the prepared folder's content), so two checkouts still share their runs. A dataset
-    marked `calibrated: true` takes its recipe (load-time params) from the calibration's choice
-    (results/calibrate/chosen.json, mcrlib.studies.calibration); `calibrated=False` leaves the
-    mark out, for the calibration itself."""
+    keys the prepared folder's content), so two checkouts still share their runs. A dataset's
+    `calibrated: true` mark must have been applied before (mcrlib.profiles.load_stage fills it
+    from the calibration's choice when a stage loads its sections)."""
     root = Path(root_dir).resolve()
     resolved = {}
     for label, spec in datasets.items():
         spec = dict(spec)
+        if spec.pop("calibrated", False):
+            raise ConfigError(f"benchmarks.datasets.{label} is still marked `calibrated: true`: its recipe was "
+                              "not applied; load the section with mcrlib.profiles.load_stage, which fills it "
+                              "from the calibrate stage's chosen.json")
         params = dict(spec.get("params", {}))
-        if spec.pop("calibrated", False) and calibrated:
-            from mcrlib.studies.calibration import read_chosen
-            params.update(read_chosen(root_dir)[spec["name"]]["params"])
         for f in dataclasses.fields(DATASETS[spec["name"]].load_config):
             where = Path(params.get(f.name, f.default)).expanduser() if is_location(f) else None
             if where is not None and not where.is_absolute():

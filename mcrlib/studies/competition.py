@@ -1,5 +1,8 @@
 """Competition analysis (appendix A.1, Figure 6): joint training and MCR followed epoch by epoch,
-with a linear probe on each encoder's features and the ensemble as a reference line."""
+with a linear probe on each encoder's features and the ensemble as a reference line.
+
+The runs followed are those of the synthetic and benchmarks studies, which the caller builds
+(notebooks/01_competition_analysis.py) and passes in: no study module imports another."""
 from __future__ import annotations
 
 import dataclasses
@@ -10,7 +13,6 @@ import pandas as pd
 from mcrlib.analysis.probes import probe_epochs
 from mcrlib.config import check, from_dict
 from mcrlib.features import load_features
-from mcrlib.studies import benchmarks, synthetic
 from mcrlib.sweep import run_all
 
 
@@ -53,17 +55,13 @@ def plot_table(curves: pd.DataFrame) -> pd.DataFrame:
     return wide.reset_index()
 
 
-def run_competition(params: dict, synthetic_params: dict | None, benchmark_params: dict | None,
-                    root_dir, cache_dir) -> tuple[pd.DataFrame, pd.DataFrame]:
+def run_competition(params: dict, synthetic_study, benchmark_study, cache_dir) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(per-epoch curves, ensemble accuracy): fused test accuracy and each encoder's probe
-    accuracy per epoch for every method, dataset and seed; the ensemble of the same seeds."""
+    accuracy per epoch for every method, dataset and seed; the ensemble of the same seeds.
+    `synthetic_study` and `benchmark_study` are the studies whose runs are followed (None: not
+    followed)."""
     competition = from_dict(CompetitionConfig, params, "competition")
-    syn = synthetic.load_study(synthetic.resolve(synthetic_params, root_dir)) if synthetic_params else None
-    bench = None
-    if benchmark_params:
-        bench = benchmarks.load_study({**benchmark_params, "datasets": benchmarks.resolve_datasets(
-            benchmark_params["datasets"], root_dir)})
-    followed = cells(competition, syn, bench)
+    followed = cells(competition, synthetic_study, benchmark_study)
     jobs = [(label, m, s, followed_run(make(m, s), competition.record_features))
             for label, make in followed.items() for m in competition.methods for s in competition.seeds]
     ensembles = [(label, s, make("ensemble", s)) for label, make in followed.items() for s in competition.seeds]

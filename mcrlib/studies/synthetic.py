@@ -32,7 +32,8 @@ class SyntheticStudyConfig:
     method_params: dict = field(default_factory=dict)   # method name -> its params
     search: SearchConfig = field(default_factory=SearchConfig)  # per-method grid, chosen on validation
     workers: int = 1
-    # true: `data` takes the generator setting the calibration chose (applied by `resolve`)
+    # true: `data` takes the generator setting the calibration chose (applied when a stage loads
+    # its sections, mcrlib.profiles.load_stage, which then sets it false)
     calibrated: bool = False
     # the three-modality XOR case (mcrlib.studies.three_modal), on these seeds; None: not run
     three_modal: ThreeModalConfig | None = None
@@ -78,20 +79,6 @@ class SyntheticStudyConfig:
 
 def load_study(params: dict) -> SyntheticStudyConfig:
     return from_dict(SyntheticStudyConfig, params, "synthetic")
-
-
-def resolve(params: dict, root_dir) -> dict:
-    """The synthetic section with `calibrated: true` replaced by the generator setting that the
-    calibration chose (results/calibrate/chosen.json, mcrlib.studies.calibration)."""
-    params = dict(params)
-    if params.get("calibrated", False):
-        params["calibrated"] = False   # applied once
-        from mcrlib.studies.calibration import read_chosen
-        chosen = dict(read_chosen(root_dir)["synthetic"]["params"])
-        if "unique2" in chosen:
-            params["unique2"] = chosen.pop("unique2")
-        params["data"] = {**params.get("data", {}), **chosen}
-    return params
 
 
 def study_runs(study: SyntheticStudyConfig, chosen: dict | None = None) -> list[tuple[dict, RunConfig]]:

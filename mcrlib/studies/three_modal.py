@@ -29,7 +29,7 @@ from mcrlib.data.synthetic_xor import GROUPS, MODALITIES, SyntheticXorConfig
 from mcrlib.methods import method_params
 from mcrlib.run_key import check_run
 from mcrlib.studies.grid import grid_runs, overridden
-from mcrlib.sweep import run_all
+from mcrlib.sweep import result_key, run_all
 
 CASE = "xor"
 # label -> (registered method, params it adds over the study's method params)
@@ -96,10 +96,11 @@ def group_accuracy(result) -> dict[str, float]:
 
 
 def run_three_modal(study, cache_dir: str | Path) -> pd.DataFrame:
-    """One row per run: case, seed, method label, test/val accuracy, epochs, accuracy per group."""
+    """One row per run: case, seed, method label, run key, test/val accuracy, epochs, accuracy per group."""
     labelled = study_runs(study)
     results = run_all([c for _, c in labelled], cache_dir, study.workers, desc="three-modal runs")
-    rows = [{**labels, "test_acc": r.metrics["test_acc_fused"], "val_acc": r.metrics["val_acc_fused"],
+    rows = [{**labels, "run_key": result_key(r),
+             "test_acc": r.metrics["test_acc_fused"], "val_acc": r.metrics["val_acc_fused"],
              "epochs": r.metrics.get("epochs", 0), **group_accuracy(r)} for (labels, _), r in zip(labelled, results)]
     return pd.DataFrame(rows)
 

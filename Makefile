@@ -4,7 +4,7 @@ PYTHON ?= python3
 BIN := $(abspath $(VENV))/bin
 export PATH := $(BIN):$(PATH)
 
-.PHONY: setup repro rebuild test test-other-kernels notebooks paper-profile
+.PHONY: setup repro rebuild test test-other-kernels notebooks paper-profile replicate-other-kernels
 
 setup: $(VENV)/.installed
 
@@ -58,3 +58,10 @@ notebooks: setup
 # no stage is skipped as up to date, but every run already in the run cache is read, not retrained.
 paper-profile: setup
 	python -m mcrlib.pipeline --profile paper
+
+# The AV-Digits primary claims retrained under another kernel family (ATen's non-vectorised
+# kernels, oneDNN at SSE4.1) into their own run cache: issue 23's sensitivity check
+# (benchmarks/replicate_primary.py). Writes results/other-runs/other-kernels-primary/, which the
+# report shows as a sensitivity column. About 25 min on 2 cores after `make repro`.
+replicate-other-kernels: setup
+	ATEN_CPU_CAPABILITY=default ONEDNN_MAX_CPU_ISA=SSE41 python -m benchmarks.replicate_primary

@@ -1,0 +1,148 @@
+"""A replicate of the AV-Digits primary claims under other CPU kernels (issue 23's sensitivity check).
+
+    ATEN_CPU_CAPABILITY=default ONEDNN_MAX_CPU_ISA=SSE41 python -m benchmarks.replicate_primary
+
+Retrains, into its own run cache, every run the AV-Digits primary claims rest on: the benchmarks
+section's unimodal models, Ensemble, joint training and MCR on all its (fold, seed) units, and the
+ablations section's Tables 2-4 on AV-Digits, with the quick profile's recipe as the calibrate stage
+chose it (results/calibrate/chosen.json: the replicate repeats the claims, not the choice). The
+kernel settings come from the environment, read by torch at import. They must differ from the
+machine's own: on a CPU with AVX2 but no AVX-512 (this project's machine since December 2026),
+"AVX2" is what torch runs anyway and gives bit-identical runs; ATen's non-vectorised ("default")
+kernels with oneDNN capped at SSE4.1 give other floating-point orders in every convolution and
+reduction, as another CPU would. The script refuses settings equal to the machine's own.
+
+Its own cache is the point: a run key covers code, config and data, not the kernels, so the
+main cache would hand back the main run's results. The synthetic primary claims are not rerun
+(cost); their p-values are the main run's, used only to complete the ten-claim Holm family, so
+the replicate speaks for the AV-Digits primaries alone.
+
+Writes, atomically, into --out (default results/other-runs/other-kernels-primary/):
+  claims.csv   the replicate's AV-Digits claims (the report shows their verdicts as a
+               sensitivity column: params.yaml, report.other_runs);
+  primary.md   the primary claims side by side with the main run's, and which verdicts differ;
+  run.json     the kernel settings, CPU, commit, wall time;
+  benchmark_runs.csv, ablation_runs.csv   the replicate's runs.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from mcrlib.analysis import report, report_text
+from mcrlib.atomic import atomic_path, write_text
+from mcrlib.profiles import load_stage
+from mcrlib.studies import ablations, benchmarks
+from mcrlib.studies.benchmarks import resolve_datasets
+from mcrlib.studies.grid import run_grid
+
+ROOT = Path(__file__).resolve().parents[1]
+KERNEL_ENV = ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY")
+PRIMARY_TABLES = ["table2_strategy", "table3_components", "table4_perturbation"]
+
+
+def native_capability() -> str:
+    """The ATen kernel family torch picks on this CPU without ATEN_CPU_CAPABILITY (a subprocess:
+    the variable is read once, at torch's import)."""
+    env = {k: v for k, v in os.environ.items() if k not in KERNEL_ENV}
+    return subprocess.run([sys.executable, "-c", "import torch; print(torch.backends.cpu.get_cpu_capability())"],
+                          env=env, capture_output=True, text=True, check=True).stdout.strip()
+
+
+def benchmark_runs(cache: Path, workers: int) -> pd.DataFrame:
+    section = load_stage("quick", "benchmarks", ROOT)["benchmarks"]      # calibrated as the stage runs
+    section = {**section, "methods": ["ensemble", "joint", "mcr"], "workers": workers,
+               "datasets": resolve_datasets(section["datasets"], ROOT)}
+    study = benchmarks.load_study(section)
+    runs, _ = benchmarks.run_study(study, cache)
+    return runs
+
+
+def ablation_runs(cache: Path, workers: int) -> pd.DataFrame:
+    section = {k: v for k, v in load_stage("quick", "ablations", ROOT)["ablations"].items() if k != "cost"}
+    datasets = {label: spec for label, spec in section["datasets"].items() if spec["name"] != "synthetic"}
+    study = ablations.load_study({**section, "datasets": resolve_datasets(datasets, ROOT), "tables": PRIMARY_TABLES,
+                                  "workers": workers})
+    return ablations.run_study(study, cache)
+
+
+def replicate_claims(bench: pd.DataFrame, abl: pd.DataFrame, main_claims: pd.DataFrame, params: dict) -> pd.DataFrame:
+    """The replicate's claims, primary family Holm-adjusted as the report does, completed with the
+    main run's synthetic primary rows (not rerun; see the module docstring)."""
+    margins, primary = params.get("equivalence_margin", {}), params.get("primary", [])
+    rows = report.benchmark_claims(bench, margins)[0] + report.ablation_claims(abl, margins)[0]
+    claims = pd.DataFrame(rows)
+    borrowed = main_claims[main_claims["id"].isin(primary) & ~main_claims["id"].isin(claims["id"])]
+    claims = pd.concat([claims, borrowed[[c for c in claims.columns if c in borrowed]].assign(borrowed=True)],
+                       ignore_index=True)
+    claims, _ = report_text.finalise(claims, primary)
+    return claims[claims["borrowed"] != True].drop(columns="borrowed")   # noqa: E712 (NaN for own rows)
+
+
+def side_by_side(replicate: pd.DataFrame, main_claims: pd.DataFrame) -> pd.DataFrame:
+    main = main_claims[main_claims["family"] == "primary (Holm)"].set_index("id")
+    rep = replicate.set_index("id")
+    rows = []
+    for claim_id in main.index:
+        if claim_id not in rep.index:
+            continue
+        m, r = main.loc[claim_id], rep.loc[claim_id]
+        moved = m["verdict"] != r["verdict"]
+        flip = {m["verdict"], r["verdict"]} == {"holds", "contradicted"}
+        rows.append({"claim": claim_id, "main run": f"{m['verdict']} {m['95% interval']} (p_holm {m['p_holm']:.3f})",
+                     "other-kernel replicate": f"{r['verdict']} {r['95% interval']} (p_holm {r['p_holm']:.3f})",
+                     "differs": "FLIP holds/contradicted" if flip else ("moved" if moved else "same")})
+    return pd.DataFrame(rows)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "results" / "other-runs" / "other-kernels-primary")
+    parser.add_argument("--cache", type=Path, default=ROOT / ".mcr-cache" / "replicate-other-kernels",
+                        help="its own run cache (never the main one: a run key does not cover the kernels)")
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args(argv)
+    missing = [k for k in KERNEL_ENV if k not in os.environ]
+    if missing:
+        parser.error(f"set the kernel settings to replicate under, e.g. ATEN_CPU_CAPABILITY=default "
+                     f"ONEDNN_MAX_CPU_ISA=SSE41 (missing: {', '.join(missing)})")
+    if args.cache.resolve() == (ROOT / ".mcr-cache" / "runs").resolve():
+        parser.error("--cache must not be the main run cache: its runs were trained under other kernels")
+    import torch
+    if torch.backends.cpu.get_cpu_capability() == native_capability():
+        parser.error(f"ATEN_CPU_CAPABILITY={os.environ['ATEN_CPU_CAPABILITY']} is this CPU's own kernel family "
+                     f"({native_capability()}): the replicate would repeat the main run bit for bit; "
+                     "use ATEN_CPU_CAPABILITY=default ONEDNN_MAX_CPU_ISA=SSE41")
+    params = load_stage("quick", "report", ROOT, calibrated=False)["report"]
+    main_claims = pd.read_csv(ROOT / "results" / "report" / "claims.csv")
+    start = time.perf_counter()
+    bench = benchmark_runs(args.cache, args.workers)
+    abl = ablation_runs(args.cache, args.workers)
+    wall = time.perf_counter() - start
+    claims = replicate_claims(bench, abl, main_claims, params)
+    table = side_by_side(claims, main_claims)
+    args.out.mkdir(parents=True, exist_ok=True)
+    for frame, name in ((claims, "claims.csv"), (bench, "benchmark_runs.csv"), (abl, "ablation_runs.csv")):
+        with atomic_path(args.out / name) as tmp:
+            frame.to_csv(tmp, index=False)
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    write_text(json.dumps({**{k: os.environ[k] for k in KERNEL_ENV}, "cpu": platform.processor() or platform.machine(),
+                           "commit": commit, "wall_s": round(wall, 1), "runs": len(bench) + len(abl)}, indent=1),
+               args.out / "run.json")
+    write_text("# The AV-Digits primary claims: the main run and a replicate under other kernels\n\n"
+               f"Kernels {', '.join(f'{k}={os.environ[k]}' for k in KERNEL_ENV)}, commit {commit}, "
+               f"{len(bench) + len(abl)} runs in {wall / 60:.1f} min. Holm over the ten primary claims (the synthetic "
+               "ones from the main run, not rerun).\n\n" + table.to_markdown(index=False) + "\n", args.out / "primary.md")
+    print(table.to_string(index=False))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,65 @@
+"""The other-kernel replicate of the primary claims: its own cache, the Holm family completed, flips named."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from benchmarks import replicate_primary as rp
+
+PRIMARY = ["premise@D", "mcr_vs_ensemble@D", "mcr_vs_joint@D", "greedy_best@D", "mcr_highest@synthetic"]
+
+
+def bench_runs(mcr_gain):
+    rng = np.random.default_rng(0)
+    rows = []
+    for fold in range(6):
+        for seed in (fold, fold + 6):
+            for method, acc in (("ensemble", 0.80), ("joint", 0.76), ("mcr", 0.76 + mcr_gain)):
+                rows.append({"dataset": "D", "fold": fold, "seed": seed, "method": method,
+                             "test_acc": acc + 0.01 * fold + rng.normal(0, 0.003)})
+    return pd.DataFrame(rows)
+
+
+def ablation_runs():
+    rows = []
+    for fold in range(6):
+        for seed in (fold, fold + 6):
+            for variant, acc in (("greedy", 0.78), ("collaborative", 0.77), ("independent", 0.70)):
+                rows.append({"dataset": "D", "fold": fold, "seed": seed, "table": "table2_strategy",
+                             "variant": variant, "test_acc": acc + 0.002 * ((seed * 7) % 3)})
+    return pd.DataFrame(rows)
+
+
+def test_replicate_claims_complete_the_holm_family_with_the_main_runs_other_primaries():
+    main = pd.DataFrame([{"id": "mcr_highest@synthetic", "claim": "MCR highest", "data": "synthetic", "verdict": "inconclusive",
+                          "p_t": 0.5, "low": -0.01, "high": 0.03, "margin": 0.01, "95% interval": "[-1.0, +3.0]"}])
+    params = {"equivalence_margin": {"D": 0.02}, "primary": PRIMARY}
+    claims = rp.replicate_claims(bench_runs(0.03), ablation_runs(), main, params)
+    assert "mcr_highest@synthetic" not in set(claims["id"])            # borrowed for Holm only
+    primary = claims[claims["family"] == "primary (Holm)"].set_index("id")
+    assert set(primary.index) == set(PRIMARY) - {"mcr_highest@synthetic"}
+    assert primary.loc["mcr_vs_joint@D", "verdict"] == "holds" and primary.loc["premise@D", "verdict"] == "holds"
+    # Holm over five p-values: the smallest is multiplied by 5, not by the 4 rerun here
+    smallest = primary["p_t"].idxmin()
+    assert primary.loc[smallest, "p_holm"] == pytest.approx(5 * primary.loc[smallest, "p_t"])
+
+
+def test_side_by_side_names_flips_and_moves():
+    main = pd.DataFrame({"id": ["a", "b", "c"], "family": ["primary (Holm)"] * 3, "verdict": ["holds", "holds", "inconclusive"],
+                         "95% interval": ["[+1, +2]"] * 3, "p_holm": [0.01, 0.02, 0.5]})
+    rep = pd.DataFrame({"id": ["a", "b", "c"], "verdict": ["holds", "contradicted", "holds"],
+                        "95% interval": ["[+1, +2]"] * 3, "p_holm": [0.01, 0.01, 0.04]})
+    assert rp.side_by_side(rep, main)["differs"].tolist() == ["same", "FLIP holds/contradicted", "moved"]
+
+
+def test_it_refuses_to_run_without_kernel_settings_or_into_the_main_cache(monkeypatch, capsys):
+    for key in rp.KERNEL_ENV:
+        monkeypatch.delenv(key, raising=False)
+    with pytest.raises(SystemExit):
+        rp.main([])
+    assert "ATEN_CPU_CAPABILITY" in capsys.readouterr().err
+    for key in rp.KERNEL_ENV:
+        monkeypatch.setenv(key, "default")
+    with pytest.raises(SystemExit):
+        rp.main(["--cache", str(rp.ROOT / ".mcr-cache" / "runs")])
+    assert "main run cache" in capsys.readouterr().err
+

@@ -1,7 +1,7 @@
 """Predictions of every head over a split, and their metrics.
 
 Classification metrics of every head (fused and each unimodal head), keyed `<metric>_<head>`:
-accuracy (`acc`), macro-F1 (`f1`, scikit-learn's) and the expected calibration error (`ece`,
+accuracy (`acc`), macro-F1 (`f1`, scikit-learn's definition) and the expected calibration error (`ece`,
 15 equal-width confidence bins, Guo et al. 2017), plus the fused cross-entropy (`loss_fused`).
 
 Modality contributions to the fused prediction (`modality_contributions`, computed once per
@@ -52,12 +52,24 @@ def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
 
 
 def macro_f1(logits: torch.Tensor, labels: torch.Tensor) -> float:
-    """Unweighted mean over classes of the per-class F1 of the arg-max predictions (scikit-learn's
-    average="macro": the classes present among the labels or the predictions; a class with no
-    true and no predicted sample is not counted, one with an undefined precision or recall
-    scores 0)."""
-    from sklearn.metrics import f1_score   # here: importing the trainer imports no scikit-learn
-    return float(f1_score(labels.cpu().numpy(), logits.argmax(-1).cpu().numpy(), average="macro", zero_division=0))
+    """Unweighted mean over classes of the per-class F1 of the arg-max predictions, as
+    scikit-learn's `f1_score(average="macro", zero_division=0)`: over the classes present among
+    the labels or the predictions (a class with no true and no predicted sample is not counted),
+    F1_c = 2 TP_c / (2 TP_c + FP_c + FN_c), the formula scikit-learn uses since 1.3.
+
+    Computed here from one confusion count, because the trainer reads it for every head of every
+    validation epoch: scikit-learn's input checks cost ~9 ms a call, more than an epoch of the
+    synthetic MLP. tests/test_measures.py checks it against scikit-learn's f1_score."""
+    labels = labels.cpu().long()
+    predicted = logits.argmax(-1).cpu()
+    n_classes = int(max(logits.shape[-1], labels.max().item() + 1 if len(labels) else 0))
+    true_count = torch.bincount(labels, minlength=n_classes).double()
+    predicted_count = torch.bincount(predicted, minlength=n_classes).double()
+    true_positive = torch.bincount(labels[predicted == labels], minlength=n_classes).double()
+    present = (true_count + predicted_count) > 0
+    # 2 TP + FP + FN = (TP + FN) + (TP + FP): the true and the predicted count of the class
+    f1 = 2 * true_positive[present] / (true_count[present] + predicted_count[present])
+    return float(f1.mean()) if len(f1) else 0.0
 
 
 def expected_calibration_error(logits: torch.Tensor, labels: torch.Tensor, n_bins: int = ECE_BINS) -> float:

@@ -30,6 +30,22 @@ def test_macro_f1_by_hand():
         (1 / 2 + 4 / 5 + 2 / 3) / 3)
 
 
+@pytest.mark.parametrize("case", range(40))
+def test_macro_f1_is_scikit_learns(case):
+    """The counting macro-F1 against scikit-learn's f1_score(average="macro", zero_division=0),
+    including classes that are never predicted, never true, or neither (not counted)."""
+    from sklearn.metrics import f1_score
+    generator = torch.Generator().manual_seed(case)
+    n_classes = 2 + case % 6
+    n = [1, 3, 10, 200][case % 4]
+    labels = torch.randint(0, max(1, n_classes - case % 3), (n,), generator=generator)   # some classes absent
+    logits = torch.randn(n, n_classes, generator=generator)
+    if case % 5 == 0:
+        logits[:, 0] += 10   # one class predicted almost always
+    expected = f1_score(labels.numpy(), logits.argmax(-1).numpy(), average="macro", zero_division=0)
+    assert macro_f1(logits, labels) == pytest.approx(expected, rel=1e-12, abs=1e-15)
+
+
 def test_ece_by_hand():
     # confidences 0.9, 0.91 (both in bin (13/15, 14/15]), 0.82, 0.7, 0.62 (one bin each)
     logits = as_logits([[0.9, 0.1], [0.09, 0.91], [0.82, 0.18], [0.3, 0.7], [0.62, 0.38]])

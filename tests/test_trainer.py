@@ -52,6 +52,43 @@ def test_resumed_run_equals_uninterrupted(tiny_data, tmp_path):
         torch.testing.assert_close(resumed.best_state[key], value, rtol=0, atol=0)
 
 
+def test_checkpoint_interval_saves_by_elapsed_time_and_still_resumes_exactly(tiny_data, tmp_path, monkeypatch):
+    """With checkpoint_every_s, a checkpoint follows the first epoch ending that long after the
+    last one (here a clock that advances 1 s per reading: every other epoch at 1.5 s), and a run
+    killed after an unsaved epoch resumes from the older checkpoint to the same end."""
+    import mcrlib.train
+    clock = iter(range(10_000))
+    monkeypatch.setattr(mcrlib.train.time, "monotonic", lambda: float(next(clock)))
+
+    def trainer(checkpoint, callbacks=()):
+        torch.manual_seed(0)
+        model = build_model(ModelConfig(hidden_dim=16, latent_dim=8, dropout=0.1), tiny_data)
+        method = METHODS["mcr"](method_params("mcr", {"copies": 4}), model=model)
+        cfg = TrainConfig(max_epochs=6, batch_size=32, patience=6, progress=False)
+        made = Trainer(model, method, cfg, seed=3, checkpoint_path=checkpoint, checkpoint_every_s=1.5)
+        for fn in callbacks:
+            made.add_callback("on_epoch_end", fn)
+        return made
+
+    saved = []
+    real_save = mcrlib.train.save_torch
+    monkeypatch.setattr(mcrlib.train, "save_torch", lambda state, path: (saved.append(state["epoch"]),
+                                                                          real_save(state, path)))
+    reference = trainer(tmp_path / "a.pt").fit(tiny_data)
+    assert saved == [1, 3, 5]
+
+    def kill_at_epoch_3(_trainer, epoch, _record):
+        if epoch == 3:
+            raise Interrupt
+    with pytest.raises(Interrupt):
+        trainer(tmp_path / "b.pt", [kill_at_epoch_3]).fit(tiny_data)
+    assert torch.load(tmp_path / "b.pt", weights_only=False)["epoch"] == 1   # epochs 2-3 are redone
+    resumed = trainer(tmp_path / "b.pt").fit(tiny_data)
+    assert resumed.history == reference.history
+    for key, value in reference.best_state.items():
+        torch.testing.assert_close(resumed.best_state[key], value, rtol=0, atol=0)
+
+
 def test_same_seed_same_numbers_other_seed_other_numbers(tmp_path):
     config = {**TINY_RUN, "method": {"name": "mcr", "params": {"copies": 4}}}
     a = run({**config, "seed": 1}, tmp_path / "a")

@@ -3,13 +3,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+# No backend is forced here: in a notebook (Jupyter Lab, papermill, nbval) the kernel's inline
+# backend shows every figure and the executed notebook keeps it as an image; without a display
+# matplotlib falls back to Agg by itself.
+import matplotlib.pyplot as plt
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from mcrlib.atomic import atomic_path  # noqa: E402
+from mcrlib.atomic import atomic_path
 
 
 def save_figure(fig, stem: str | Path) -> list[Path]:

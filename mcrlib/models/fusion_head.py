@@ -8,6 +8,7 @@ by name is mcrlib.models.FUSION_HEADS.
 """
 from __future__ import annotations
 
+import abc
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -15,7 +16,7 @@ import torch
 from torch import nn
 
 
-class FusionHead(nn.Module):
+class FusionHead(nn.Module, abc.ABC):
     """The fused logits from the modalities' latents (or their unimodal heads' logits).
 
     MultimodalModel calls `logits_and_shares` and nothing else. A method reads a head only
@@ -36,10 +37,12 @@ class FusionHead(nn.Module):
     params: "FusionHead.Params"
 
     @classmethod
+    @abc.abstractmethod
     def from_params(cls, params, *, latent_dims: Sequence[int], n_outputs: int) -> "FusionHead":
         """The head for encoders of these latent widths (the one constructor the model uses)."""
         raise NotImplementedError
 
+    @abc.abstractmethod
     def logits_and_shares(self, latents: Sequence[torch.Tensor], unimodal_logits: Sequence[torch.Tensor]
              ) -> tuple[torch.Tensor, list[torch.Tensor] | None]:
         """(fused logits, each modality's share of them or None), both in the model's modality

@@ -32,8 +32,14 @@ def _coerce(hint: Any, value: Any, path: str) -> Any:
         if value is None and type(None) in args:
             return None
         inner = [a for a in args if a is not type(None)]
-        return _coerce(inner[0], value, path)
-    if origin in (tuple, list):
+        errors = []
+        for option in inner:   # the first type the value fits
+            try:
+                return _coerce(option, value, path)
+            except ConfigError as err:
+                errors.append(str(err).split(": expected ", 1)[-1])
+        raise ConfigError(f"{path}={value!r} is invalid: expected " + " or ".join(errors))
+    if origin in (tuple, list) or hint in (tuple, list):
         check(isinstance(value, (list, tuple)), path, value, "a list")
         item = args[0] if args else Any
         return tuple(_coerce(item, v, f"{path}[{i}]") for i, v in enumerate(value))

@@ -140,23 +140,38 @@ def _marked(section) -> bool:
     return bool(section.get("calibrated")) or any(isinstance(s, dict) and s.get("calibrated") for s in datasets.values())
 
 
+TRAIN_KNOB = "train."   # a calibration knob of the training budget (e.g. train.max_epochs), not of the data
+
+
+def split_knobs(setting: dict) -> tuple[dict, dict]:
+    """(data knobs, training knobs without their `train.` prefix) of a calibration setting."""
+    train = {k.removeprefix(TRAIN_KNOB): v for k, v in setting.items() if k.startswith(TRAIN_KNOB)}
+    return {k: v for k, v in setting.items() if not k.startswith(TRAIN_KNOB)}, train
+
+
 def apply_calibration(section: dict, chosen: dict | None) -> dict:
     """`section` with its `calibrated: true` marks applied from `chosen` (chosen.json's content):
     the synthetic study's `data` (and `unique2`) take the generator setting chosen for `synthetic`,
-    and each dataset entry's `params` the recipe chosen for its `name`. `chosen=None` drops the
-    marks without applying anything (the calibration's own uncalibrated view)."""
+    and each dataset entry's `params` the recipe chosen for its `name`; a chosen `train.<key>`
+    goes to the study's (or the dataset entry's) `train` instead. `chosen=None` drops the marks
+    without applying anything (the calibration's own uncalibrated view)."""
     section = merge({}, section)
     if "calibrated" in section:           # the synthetic study: its generator
         if section["calibrated"] and chosen is not None:
-            setting = dict(_choice(chosen, "synthetic")["params"])
+            setting, train = split_knobs(_choice(chosen, "synthetic")["params"])
             if "unique2" in setting:
                 section["unique2"] = setting.pop("unique2")
             section["data"] = {**section.get("data", {}), **setting}
+            if train:
+                section["train"] = {**section.get("train", {}), **train}
         section["calibrated"] = False     # applied once
     for label, spec in (section.get("datasets") or {}).items():
         if isinstance(spec, dict) and "calibrated" in spec:
             if spec.pop("calibrated") and chosen is not None:
-                spec["params"] = {**spec.get("params", {}), **_choice(chosen, spec["name"])["params"]}
+                setting, train = split_knobs(_choice(chosen, spec["name"])["params"])
+                spec["params"] = {**spec.get("params", {}), **setting}
+                if train:
+                    spec["train"] = {**spec.get("train", {}), **train}
     return section
 
 

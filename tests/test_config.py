@@ -59,3 +59,12 @@ def test_unimodal_rejects_an_unknown_modality(tmp_path):
     with pytest.raises(ConfigError, match="'audio'.*x1"):
         run({"method": {"name": "unimodal", "params": {"modality": "audio"}}}, tmp_path)
     assert not any(tmp_path.iterdir())
+
+
+def test_a_union_field_takes_the_first_type_that_fits_and_names_all_when_none_does():
+    from mcrlib.studies.calibration import CalibrationConfig
+    as_dict = from_dict(CalibrationConfig, {"synthetic_grid": {"mean_scale": [1.0]}})
+    as_list = from_dict(CalibrationConfig, {"synthetic_grid": [{"mean_scale": 1.0}]})
+    assert as_dict.synthetic_grid == {"mean_scale": [1.0]} and list(as_list.synthetic_grid) == [{"mean_scale": 1.0}]
+    with pytest.raises(ConfigError, match=r"synthetic_grid=3 is invalid: expected a mapping or a list"):
+        from_dict(CalibrationConfig, {"synthetic_grid": 3})

@@ -163,3 +163,53 @@ def test_studies_read_the_prepared_folder_under_the_project_root_and_keys_ignore
     assert keys[0] == keys[1]
     monkeypatch.chdir(tmp_path)   # any working directory: the params hold the absolute folder
     assert len(load_dataset("avdigits", params).splits["test"]["label"]) == 20
+
+
+def test_several_images_per_test_recording(built):
+    """test_images=K: K rows per test recording, recording by recording, each a same-digit image
+    of the test speaker's pool, the first the recording's own pairing, no image twice for one
+    recording; training and validation unchanged; K=1 is the one-pairing split."""
+    _, _, out, _ = built
+    one = load(LoadConfig(prepared=str(out), fold=2))
+    many = load(LoadConfig(prepared=str(out), fold=2, test_images=4))
+    for split in ("train", "val"):
+        for key, value in one.splits[split].items():
+            assert torch.equal(many.splits[split][key], value)
+    test_one, test_many = one.splits["test"], many.splits["test"]
+    assert len(test_many["label"]) == 4 * len(test_one["label"])
+    for key in ("label", "group"):
+        assert torch.equal(test_many[key], test_one[key].repeat_interleave(4))
+    assert torch.equal(test_many["audio"], test_one["audio"].repeat_interleave(4, dim=0))
+    ids = test_many["image_id"].view(-1, 4)
+    assert torch.equal(ids[:, 0], test_one["image_id"])
+    assert all(len(set(row)) == 4 for row in ids.tolist())
+    from sklearn.datasets import load_digits
+    from mcrlib.data.avdigits import _speaker_pools
+    target = load_digits().target
+    pool = set(_speaker_pools(target, 0)[2].tolist())
+    assert set(ids.reshape(-1).tolist()) <= pool                              # the test speaker's pool only
+    assert (torch.from_numpy(target)[ids] == test_one["label"][:, None]).all()  # the spoken digit
+    # the same draw in every load (every method and run of a unit scores the same pairings)
+    again = load(LoadConfig(prepared=str(out), fold=2, test_images=4))
+    assert torch.equal(again.splits["test"]["image_id"], test_many["image_id"])
+
+
+def test_test_images_out_of_range_names_the_key(built):
+    _, _, out, _ = built
+    for bad in (0, 21, 2.5):
+        with pytest.raises(ConfigError, match="data.test_images"):
+            LoadConfig(prepared=str(out), test_images=bad)
+
+
+def test_mel_features_are_40_log_mel_bands_of_the_same_recordings(built):
+    _, _, out, _ = built
+    stft = load(LoadConfig(prepared=str(out), fold=0))
+    mel = load(LoadConfig(prepared=str(out), fold=0, audio_features="mel"))
+    assert mel.splits["train"]["audio"].shape == (80, 1, 40, 33)
+    for split in ("train", "val", "test"):
+        for key in ("label", "group", "visual", "image_id"):
+            assert torch.equal(mel.splits[split][key], stft.splits[split][key])
+    train = mel.splits["train"]["audio"]   # standardised per band with the training speakers' statistics
+    assert train.mean(dim=(0, 3)).abs().max() < 1e-4
+    with pytest.raises(ConfigError, match="data.audio_features"):
+        LoadConfig(prepared=str(out), audio_features="mfcc")

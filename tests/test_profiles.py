@@ -59,8 +59,19 @@ def test_the_paper_profile_is_its_former_full_copy():
     # ... and the calibration's selection seeds and effect-size floor (part 4), from the base
     expected["calibrate"]["criterion"]["joint_gap_min"] = 0.02
     expected["calibrate"] = {**{k: v for k, v in expected["calibrate"].items() if k != "workers"},
-                             "seeds": {"benchmarks": list(range(100, 112)), "synthetic": list(range(100, 106))},
+                             "seeds": {"benchmarks": list(range(100, 106)), "synthetic": list(range(100, 106))},
                              "workers": expected["calibrate"]["workers"]}
+    # ... and the next design of part 4 and part 1 (docs/preregistration.md, Amendment 1): the
+    # declared grids (12 AV-Digits and 8 synthetic settings), the synthetic probe criterion, and
+    # 5 images per AV-Digits test recording in the benchmarks and the ablations
+    base = yaml.safe_load((ROOT / "params.yaml").read_text())
+    expected["calibrate"]["criterion"] = base["calibrate"]["criterion"]
+    expected["calibrate"]["grids"] = base["calibrate"]["grids"]
+    expected["calibrate"]["synthetic_grid"] = base["calibrate"]["synthetic_grid"]
+    for section in ("benchmarks", "ablations"):
+        spec = expected[section]["datasets"]["AV-Digits"]
+        expected[section]["datasets"]["AV-Digits"] = {**{k: v for k, v in spec.items() if k != "calibrated"},
+                                                      "params": {"test_images": 5}, "calibrated": spec["calibrated"]}
     merged = load_profile("paper", ROOT)
     for key in ("equivalence_margin", "primary", "counts_before"):
         expected["report"][key] = merged["report"][key]

@@ -24,3 +24,24 @@ def probe_epochs(epochs: list[dict], modalities) -> list[dict]:
     """Per recorded epoch: the probe accuracy of each encoder's features."""
     return [{m: probe_accuracy(e["train"][m], e["train"]["label"], e["test"][m], e["test"]["label"])
              for m in modalities} for e in epochs]
+
+
+@torch.no_grad()
+def encoder_latents(model, data, split: str, modality: str, batch_size: int = 1024) -> torch.Tensor:
+    """The frozen `modality` encoder's latents over `split` (model in eval mode), in the split's order."""
+    was_training = model.training
+    model.eval()
+    inputs = data.splits[split][modality]   # every row in order (the training loader shuffles and drops the last batch)
+    out = [model.encoders[modality](inputs[i:i + batch_size]).float() for i in range(0, len(inputs), batch_size)]
+    model.train(was_training)
+    return torch.cat(out)
+
+
+def run_probe(result, modality: str, data=None) -> float:
+    """Test accuracy of a linear probe on the `modality` encoder of a run's best-validation model,
+    fitted on the training split: how much label information that encoder learned inside the
+    multimodal model (the calibration's direct sign of competition compares it with the modality's
+    own unimodal model)."""
+    model, data = result.load_model(data)
+    return probe_accuracy(encoder_latents(model, data, "train", modality), data.splits["train"]["label"],
+                          encoder_latents(model, data, "test", modality), data.splits["test"]["label"])

@@ -1,10 +1,17 @@
 """Synthetic two-modality data with shared and unique label information (paper section 4.1).
 
 Each sample belongs to one group: "shared" (both modalities carry the label), "unique-1" (only
-modality 1 does) or "unique-2" (only modality 2 does). An informative modality is
-x_m = n_m + mu_{m,y} with n_m ~ N(0, I_k) and class means fixed by the seed; an uninformative one
-is x_m = n_m. A fixed random matrix U[0,1]^(k x D) per modality lifts x_m to D dimensions (as in
-FactorCL), and features are standardised with training statistics.
+modality 1 does) or "unique-2" (only modality 2 does). Two generators (`generator`):
+- "class_means" (ours): an informative modality is x_m = n_m + mu_{m,y}, with n_m ~ N(0, I_k)
+  and random class means of norm `mean_scale` fixed by the seed: the classes are unordered;
+- "label_shift" (the paper's literal reading of section 4.1, X_m = N_m + Y): the label itself is
+  added along one fixed direction, x_m = n_m + mean_scale * y * 1_k / sqrt(k), so the classes lie
+  in order, `mean_scale` apart; mean_scale = sqrt(k) adds y to every coordinate, the text's
+  X_m = N_m + Y exactly.
+An uninformative modality is x_m = n_m. Each modality's latent has k_m dimensions: k_1 =
+`latent_dim`, k_2 = `latent_dim2` (0: the same; the authors' synthetic config has 100 features for
+x1 and 10 for x2). A fixed random matrix U[0,1]^(k_m x D) per modality lifts x_m to D dimensions
+(as in FactorCL), and features are standardised with training statistics.
 """
 from __future__ import annotations
 
@@ -17,6 +24,7 @@ from mcrlib.data.spec import DatasetSpec
 from mcrlib.data.tensors import TensorSplits
 
 GROUPS = ("shared", "unique-1", "unique-2")
+GENERATORS = ("class_means", "label_shift")
 
 
 @dataclass(frozen=True)
@@ -32,8 +40,12 @@ class SyntheticConfig:
     n_val: int = 1000
     n_test: int = 2000
     data_seed: int = 0          # draws class means and lifts; the run seed draws nothing here
+    generator: str = "class_means"   # or "label_shift" (x_m = n_m + mean_scale * y * 1/sqrt(k): the paper's text)
+    latent_dim2: int = 0        # k_2, x2's latent dimension; 0: latent_dim
 
     def __post_init__(self):
+        check(self.generator in GENERATORS, "data.generator", self.generator, f"one of {list(GENERATORS)}")
+        check(self.latent_dim2 >= 0, "data.latent_dim2", self.latent_dim2, "an integer >= 0 (0: latent_dim)")
         check(self.n_classes >= 2, "data.n_classes", self.n_classes, "an integer >= 2")
         check(self.latent_dim >= 1, "data.latent_dim", self.latent_dim, "an integer >= 1")
         check(self.input_dim >= 1, "data.input_dim", self.input_dim, "an integer >= 1")
@@ -62,8 +74,11 @@ def _draw(cfg: SyntheticConfig, n: int, means, lifts, gen: torch.Generator):
     informative = (groups != 2, groups != 1)
     features = []
     for m in range(2):
-        x = torch.randn(n, cfg.latent_dim, generator=gen)
-        x = x + informative[m][:, None] * means[m][labels]
+        k = means[m].shape[1]
+        x = torch.randn(n, k, generator=gen)
+        shift = means[m][labels] if cfg.generator == "class_means" else \
+            (cfg.mean_scale / k ** 0.5) * labels[:, None].float().expand(n, k)
+        x = x + informative[m][:, None] * shift
         features.append(x @ lifts[m])
     return features, labels, groups
 
@@ -71,11 +86,11 @@ def _draw(cfg: SyntheticConfig, n: int, means, lifts, gen: torch.Generator):
 def load(cfg: SyntheticConfig) -> TensorSplits:
     """Train/val/test splits; deterministic in `cfg` (including `cfg.data_seed`)."""
     gen = torch.Generator().manual_seed(cfg.data_seed)
-    means = []
-    for _ in range(2):
-        mu = torch.randn(cfg.n_classes, cfg.latent_dim, generator=gen)
+    dims, means = (cfg.latent_dim, cfg.latent_dim2 or cfg.latent_dim), []
+    for m in range(2):
+        mu = torch.randn(cfg.n_classes, dims[m], generator=gen)
         means.append(cfg.mean_scale * mu / mu.norm(dim=1, keepdim=True))
-    lifts = [torch.rand(cfg.latent_dim, cfg.input_dim, generator=gen) for _ in range(2)]
+    lifts = [torch.rand(dims[m], cfg.input_dim, generator=gen) for m in range(2)]
     splits = {name: _draw(cfg, n, means, lifts, gen)
               for name, n in (("train", cfg.n_train), ("val", cfg.n_val), ("test", cfg.n_test))}
     train_x = splits["train"][0]

@@ -15,10 +15,17 @@ them, where a fold has several seeds: mcrlib.analysis.inference.design_estimate)
   (b) the Ensemble beats the best unimodal model by at least `ensemble_gain_min`: complementary;
   (c) joint training below the Ensemble by at least `joint_gap_min` (an effect-size floor), the
       paired 95% interval excluding zero: competition worth testing a balancing method on.
-Synthetic generator, per seed (each seed redraws the data), between the lowest and highest u1/s:
+Synthetic generator, per seed (each seed redraws the data), at the lowest and highest u1/s:
   (a) each unimodal accuracy at both ratios at least `synthetic_unimodal_min`: both informative;
-  (c) joint training falls faster than the Ensemble: the paired interval of
-      (joint drop - ensemble drop) excludes zero above it.
+  (c) a direct sign of competition at the highest u1/s: a linear probe of the `probe_modality`
+      encoder (x2, declared) inside the joint model (mcrlib.analysis.probes.run_probe) is below
+      that modality's own unimodal model by at least `probe_gap_min`, the paired interval over
+      seeds excluding zero.
+  Shown, not judged: whether joint training falls faster than the Ensemble from the lowest to
+  the highest u1/s (our summary of Figure 1, not a sentence of the paper).
+Every grid is either knobs -> values (every combination) or a list of settings (each a mapping
+with the same keys), for knobs that go together (a training budget's epochs and patience, a
+generator's feature counts). A `train.<key>` knob sets the training budget, not the data.
 Choice: the first setting, in the grid's declared order, that meets every criterion; if none does,
 the setting that meets the most, ties broken by the largest mean (Ensemble - joint) gap, and the
 report says that no setting met the criterion.
@@ -41,6 +48,7 @@ from mcrlib.analysis.inference import compare
 from mcrlib.analysis.paired import t_interval
 from mcrlib.config import check, from_dict
 from mcrlib.profiles import CHOSEN_FILE  # noqa: F401  (where the calibrate stage writes its choice)
+from mcrlib.profiles import split_knobs
 
 
 @dataclass(frozen=True)
@@ -50,6 +58,8 @@ class Criterion:
     ensemble_gain_min: float = 0.05
     joint_gap_min: float = 0.0              # (c) joint at least this far below the Ensemble
     synthetic_unimodal_min: float = 0.3     # 5 classes: chance is 0.2
+    probe_gap_min: float = 0.0              # synthetic (c): probe at least this far below unimodal
+    probe_modality: str = "x2"              # synthetic (c): the modality whose encoder is probed
     confidence: float = 0.95
 
     def __post_init__(self):
@@ -62,11 +72,12 @@ class Criterion:
 class CalibrationConfig:
     profile: str = "smoke"
     criterion: Criterion = field(default_factory=Criterion)
-    # benchmarks dataset name (e.g. avdigits) -> {knob: [values]}: load-time data params
+    # benchmarks dataset name (e.g. avdigits) -> {knob: [values]} or a list of settings: load-time
+    # data params, and `train.<key>` for the training budget
     grids: dict = field(default_factory=dict)
-    # synthetic generator knobs -> [values] (SyntheticConfig keys), at the synthetic study's
-    # lowest and highest ratio
-    synthetic_grid: dict = field(default_factory=dict)
+    # synthetic generator knobs -> [values] (SyntheticConfig keys), or a list of settings (each
+    # {knob: value}, the same knobs in each), at the synthetic study's lowest and highest ratio
+    synthetic_grid: dict | list = field(default_factory=dict)
     # {"benchmarks": [...], "synthetic": [...]}: the selection seeds of each grid (absent: the
     # section's own seeds). Benchmark seeds run on folds[i mod F] as in the benchmarks section.
     seeds: dict = field(default_factory=dict)
@@ -78,18 +89,34 @@ class CalibrationConfig:
             "calibrate.seeds", self.seeds, "{benchmarks: [seed, ...], synthetic: [seed, ...]} (either key optional)")
         check(self.criterion.joint_gap_min >= 0, "calibrate.criterion.joint_gap_min", self.criterion.joint_gap_min,
               "a non-negative gap (a fraction: 0.02 is 2 points)")
+        check(self.criterion.probe_gap_min >= 0, "calibrate.criterion.probe_gap_min", self.criterion.probe_gap_min,
+              "a non-negative gap (a fraction)")
         for name, grid in {**self.grids, "synthetic": self.synthetic_grid}.items():
-            check(isinstance(grid, dict) and all(isinstance(v, list) and v for v in grid.values()),
-                  f"calibrate.grids.{name}", grid, "{knob: [value, ...]} with at least one value per knob")
+            path = "calibrate.synthetic_grid" if name == "synthetic" else f"calibrate.grids.{name}"
+            if isinstance(grid, (list, tuple)):
+                keys = [sorted(s) if isinstance(s, dict) else None for s in grid]
+                check(bool(keys) and keys[0] is not None and all(k == keys[0] for k in keys), path, grid,
+                      "a non-empty list of settings {knob: value}, every one with the same knobs")
+            elif name != "synthetic" or grid:
+                check(isinstance(grid, dict) and all(isinstance(v, list) and v for v in grid.values()),
+                      path, grid, "{knob: [value, ...]} with at least one value per knob, or a list of settings")
 
 
 def load_calibration(params: dict) -> CalibrationConfig:
     return from_dict(CalibrationConfig, params, "calibrate")
 
 
-def settings(grid: dict) -> list[dict]:
-    """Every combination of the grid, in its declared order (the first knob varies slowest)."""
+def settings(grid: dict | list) -> list[dict]:
+    """Every combination of the grid, in its declared order (the first knob varies slowest); a list
+    of settings is taken as it is."""
+    if isinstance(grid, (list, tuple)):
+        return [dict(setting) for setting in grid]
     return [dict(zip(grid, values)) for values in itertools.product(*grid.values())]
+
+
+def grid_knobs(grid: dict | list) -> list[str]:
+    """The knobs a grid sets (the keys chosen.json records for its dataset)."""
+    return list(grid[0]) if isinstance(grid, (list, tuple)) else list(grid)
 
 
 def setting_label(setting: dict) -> str:
@@ -109,7 +136,9 @@ def benchmark_grid(calibration: CalibrationConfig, benchmark_params: dict) -> tu
             continue
         for setting in settings(grid):
             name = f"{label} | {setting_label(setting)}"
-            datasets[name] = {**spec, "params": {**spec.get("params", {}), **setting}}
+            data, train = split_knobs(setting)   # `train.max_epochs`: a budget knob, the rest the data's
+            datasets[name] = {**spec, "params": {**spec.get("params", {}), **data},
+                              **({"train": {**spec.get("train", {}), **train}} if train else {})}
             labels[name] = (spec["name"], setting)
     study = {**benchmark_params, "datasets": datasets, "methods": ["ensemble", "joint"],
              "seeds": calibration.seeds.get("benchmarks", benchmark_params.get("seeds")),
@@ -164,9 +193,12 @@ def synthetic_grid(calibration: CalibrationConfig, synthetic_params: dict) -> di
     return out
 
 
-def judge_synthetic(runs: pd.DataFrame, criterion: Criterion) -> pd.DataFrame:
-    """One row per setting: accuracies at both ratios, the paired interval of
-    (joint drop - ensemble drop) over seeds, criteria (a) and (c), and the choice."""
+def judge_synthetic(runs: pd.DataFrame, criterion: Criterion, probes: pd.DataFrame) -> pd.DataFrame:
+    """One row per setting: accuracies at both ratios; (c) the paired interval over seeds of
+    (probe of `criterion.probe_modality` inside joint training - its unimodal model) at the
+    highest ratio; criteria (a) and (c) and the choice; and, shown only, the interval of
+    (joint drop - ensemble drop). `probes`: setting_label, seed, modality, probe (joint runs at
+    the highest ratio)."""
     rows = []
     for label, part in runs.groupby("setting_label", sort=False):
         lo, hi = part["ratio"].min(), part["ratio"].max()
@@ -176,14 +208,37 @@ def judge_synthetic(runs: pd.DataFrame, criterion: Criterion) -> pd.DataFrame:
         excess = (drop["joint"] - drop["ensemble"]).dropna().to_numpy()
         low, high = t_interval(excess, criterion.confidence)
         means = acc.mean()
+        weak = criterion.probe_modality
+        probe = probes[(probes["setting_label"] == label) & (probes["modality"] == weak)].set_index("seed")["probe"]
+        gap = (probe - acc[(f"unimodal-{weak}", hi)]).dropna().to_numpy()
+        gap_low, gap_high = t_interval(gap, criterion.confidence)
         rows.append({"setting": label, **json.loads(part["setting"].iloc[0]),
                      **{f"{m} @ {r:g}": means[(m, r)] for m in [*uni, "ensemble", "joint"] for r in (lo, hi)},
-                     "units": len(excess), "joint drop - ensemble drop": excess.mean(), "low": low, "high": high,
+                     "probed modality": weak, f"probe in joint @ {hi:g}": probe.mean(),
+                     "units": len(gap), "probe - unimodal": gap.mean(), "low": gap_low, "high": gap_high,
+                     "joint drop - ensemble drop": excess.mean(), "drop low": low, "drop high": high,
                      "(a) unimodal informative": all(means[(m, r)] >= criterion.synthetic_unimodal_min
                                                      for m in uni for r in (lo, hi)),
-                     "(c) joint falls faster": bool(low > 0)})
-    return choose(pd.DataFrame(rows), ["(a) unimodal informative", "(c) joint falls faster"],
-                  gap="joint drop - ensemble drop", larger_gap_better=True)
+                     "(c) probed modality suppressed": bool(gap_high < 0 and gap.mean() <= -criterion.probe_gap_min)})
+    return choose(pd.DataFrame(rows), ["(a) unimodal informative", "(c) probed modality suppressed"],
+                  gap="probe - unimodal")
+
+
+def synthetic_probes(runs: pd.DataFrame, results: list) -> pd.DataFrame:
+    """The probes `judge_synthetic` reads: each modality's encoder inside every joint run at the
+    highest ratio of its setting (`runs` rows with their RunResults, in order)."""
+    from mcrlib.analysis.probes import run_probe
+    from mcrlib.data import load_dataset
+    rows = []
+    highest = runs.groupby("setting_label")["ratio"].transform("max")
+    for (index, row), result in zip(runs.iterrows(), results):
+        if row["method"] != "joint" or row["ratio"] != highest[index]:
+            continue
+        data = load_dataset(result.config["data"]["name"], result.config["data"]["params"])
+        for modality in ("x1", "x2"):
+            rows.append({"setting_label": row["setting_label"], "seed": row["seed"], "modality": modality,
+                         "probe": run_probe(result, modality, data)})
+    return pd.DataFrame(rows, columns=["setting_label", "seed", "modality", "probe"])
 
 
 def choose(table: pd.DataFrame, criteria: list[str], gap: str, larger_gap_better: bool = False) -> pd.DataFrame:

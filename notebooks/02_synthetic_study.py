@@ -41,10 +41,12 @@ import pandas as pd
 from IPython.display import display
 
 from mcrlib.analysis.plots import lines_with_bands, save_figure
+from mcrlib.analysis.run_analyses import study_analyses, write_analyses
 from mcrlib.analysis.tables import export_table, format_pm, mean_std, method_order, stable_summary
 from mcrlib.atomic import atomic_path, write_text
 from mcrlib.studies.grid import save_runs
 from mcrlib.profiles import load_stage
+from mcrlib.studies.results import study_results
 from mcrlib.studies.synthetic import load_study, run_study
 from mcrlib.studies.three_modal import describe, run_three_modal, three_modal_table
 
@@ -66,6 +68,19 @@ print(f"profile {study.profile}: ratios {list(study.ratios)}, u2 = {study.unique
 runs, trials = run_study(study, cache_dir)
 save_runs(runs, trials, results_dir)
 runs.head()
+
+# %% [markdown]
+# ## What the error analysis reads from these runs
+# While the runs are in the run cache: the accuracy inside each unimodal-correctness group and each
+# generator group, and every trained run with one modality perturbed (the `error_analysis`
+# section's perturbations), written beside the runs table (mcrlib/analysis/run_analyses.py).
+# Notebook 05 reads these files, so it needs neither the run cache nor this machine.
+
+# %%
+errors_section = load_stage(profile, "error_analysis", root_dir)["error_analysis"]
+analyses = study_analyses(runs, study_results(runs, cache_dir), "ratio", errors_section["perturbations"],
+                          seed=errors_section["perturbation_seed"], generator_groups=True)
+print([path.name for path in write_analyses(analyses, results_dir)])
 
 # %% [markdown]
 # ### The search: validation accuracy of every trial (the selected one marked)

@@ -42,11 +42,13 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 
 from mcrlib.analysis.plots import save_figure
+from mcrlib.analysis.run_analyses import study_analyses, write_analyses
 from mcrlib.analysis.tables import display_names, export_table, format_pm, mean_std, method_order, stable_summary
 from mcrlib.atomic import write_text
 from mcrlib.studies.benchmarks import gain_over_ensemble, load_study, resolve_datasets, run_study
 from mcrlib.profiles import load_stage
 from mcrlib.studies.grid import save_runs
+from mcrlib.studies.results import study_results
 
 section = load_stage(profile, "benchmarks", root_dir)["benchmarks"]   # calibrated where marked
 study = load_study({**section, "datasets": resolve_datasets(section["datasets"], root_dir)})
@@ -62,6 +64,12 @@ print(f"profile {study.profile}: datasets {list(study.datasets)}, seeds {list(st
 # %%
 runs, trials = run_study(study, cache_dir)
 save_runs(runs, trials, results_dir)
+# What the error analysis (notebook 05) reads from these runs, written beside the runs table while
+# they are in the run cache (mcrlib/analysis/run_analyses.py): unimodal-correctness groups and
+# every trained run with one modality perturbed (the `error_analysis` section's perturbations).
+errors_section = load_stage(profile, "error_analysis", root_dir)["error_analysis"]
+write_analyses(study_analyses(runs, study_results(runs, cache_dir), "dataset", errors_section["perturbations"],
+                              seed=errors_section["perturbation_seed"]), results_dir)
 # A method that cannot run on a dataset (its task or modalities) is skipped there: "—" in the tables.
 skipped = {f"{m} on {d}": study.skipped(m, d) for d in study.datasets for m in study.methods if not study.runs_on(m, d)}
 print("skipped:", skipped or "none")

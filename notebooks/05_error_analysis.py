@@ -50,9 +50,10 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from mcrlib.analysis.errors import error_frame, generator_frame, plot_error_matrices, summarise
+from mcrlib.analysis.errors import plot_error_matrices, summarise
 from mcrlib.analysis.plots import save_figure
-from mcrlib.analysis.robustness import dominant_modality, plot_drops, robustness_frame
+from mcrlib.analysis.robustness import dominant_modality, plot_drops
+from mcrlib.analysis.run_analyses import read_analyses, study_analyses
 from mcrlib.analysis.tables import export_table, format_pm, mean_std, method_order, stable_summary
 from mcrlib.atomic import atomic_path, write_text
 from mcrlib.profiles import load_stage
@@ -75,24 +76,30 @@ for name, (_, study, cell) in STUDIES.items():
     print(f"{name}: {study.profile} profile, {cell} cells, seeds {list(study.seeds)}, {len(study.methods)} methods")
 
 # %% [markdown]
-# ## The runs, read through the run cache
-# Each study's runs table is the one its own stage wrote (`results/<study>/runs.csv`, beside this
-# notebook's results folder). Every row carries its run key, and `study_results` reads each
-# row's RunResult (its test predictions and weights) under that key and never trains. Under the
-# smoke profile (a run by hand or under nbval, where notebooks 02 and 03 need not have run) it
-# runs its own small studies, through the run cache, so the smoke runs of 02 and 03 are shared.
+# ## The runs and their analyses, read from the studies' stages
+# Each study's stage wrote, beside its runs table (`results/<study>/runs.csv`), what this notebook
+# needs from its runs while they were in the run cache (mcrlib/analysis/run_analyses.py): the
+# accuracy inside each unimodal-correctness group (`errors.csv`), inside each synthetic generator
+# group (`generator.csv`), and each trained run with one modality perturbed (`robustness.csv`).
+# So this stage reads files only, and needs neither the run cache nor the machine that trained the
+# studies. Under the smoke profile (a run by hand or under nbval, where notebooks 02 and 03 need not
+# have run) it runs its own small studies through the run cache and computes the same frames.
 # Cells get one label across both studies.
 
 # %%
-runs, results = [], []
+runs, frames = [], {"errors": [], "generator": [], "robustness": []}
 for name, (module, study, cell) in STUDIES.items():
     if profile == "smoke":
         study_runs, _ = module.run_study(study, cache_dir)
+        study_frames = study_analyses(study_runs, study_results(study_runs, cache_dir), cell, perturbations,
+                                      seed=perturbation_seed, generator_groups=name == "synthetic")
     else:
         study_runs = read_runs(results_dir.parent / name / "runs.csv")
-    results += study_results(study_runs, cache_dir)
-    labels = [f"u1/s = {c:g}" for c in study_runs[cell]] if cell == "ratio" else study_runs[cell]
-    runs.append(study_runs.assign(study=name, cell=labels))
+        study_frames = read_analyses(results_dir.parent / name)
+    label = (lambda c: f"u1/s = {c:g}") if cell == "ratio" else (lambda c: c)
+    runs.append(study_runs.assign(study=name, cell=study_runs[cell].map(label)))
+    for key, frame in study_frames.items():
+        frames[key].append(frame.assign(study=name, cell=frame[cell].map(label)).drop(columns=cell))
 runs = pd.concat(runs, ignore_index=True)
 unimodal = runs[runs["method"].str.startswith("unimodal-")]
 MODALITIES = {c: tuple(part["method"].str.removeprefix("unimodal-").unique()) for c, part in unimodal.groupby("cell", sort=False)}
@@ -107,7 +114,7 @@ pd.DataFrame({"modalities (1, 2)": MODALITIES}).rename_axis("cell")
 # mean size. The groups of each seed come from that seed's own unimodal runs.
 
 # %%
-errors = error_frame(runs, results, "cell").merge(runs[["cell", "study"]].drop_duplicates(), on="cell")
+errors = pd.concat(frames["errors"], ignore_index=True)
 with atomic_path(results_dir / "errors.csv") as tmp:
     errors.to_csv(tmp, index=False)
 summary = summarise(errors.drop(columns="study"), "cell")
@@ -148,7 +155,7 @@ error_table
 
 # %%
 synthetic_rows = runs["study"] == "synthetic"
-generator = generator_frame(runs[synthetic_rows], [r for r, keep in zip(results, synthetic_rows) if keep], "cell")
+generator = pd.concat(frames["generator"], ignore_index=True).drop(columns="study")
 # The same numbers notebook 02 reports (its runs table's acc_<group> columns), recomputed from the predictions.
 check = runs[synthetic_rows].melt(id_vars=["cell", "seed", "method"], value_vars=["acc_shared", "acc_unique-1", "acc_unique-2"],
                                   var_name="group", value_name="acc_runs").assign(group=lambda f: f["group"].str.removeprefix("acc_"))
@@ -164,13 +171,13 @@ generator_table
 # %% [markdown]
 # ## Robustness to a missing modality
 # Every trained model (each method's runs; not the unimodal models nor the ensemble) rebuilt from
-# its RunResult, checked to reproduce its stored test predictions, then evaluated with one
-# modality zeroed, replaced by Gaussian noise with the batch's per-feature mean and std, or
-# permuted across the batch (seeded). `drop` = clean accuracy minus perturbed accuracy.
+# its RunResult by its study's stage, checked to reproduce its stored test predictions, then
+# evaluated with one modality zeroed, replaced by Gaussian noise with the batch's per-feature mean
+# and std, or permuted across the batch (seeded). `drop` = clean accuracy minus perturbed accuracy.
 
 # %%
-robust = robustness_frame(runs, results, "cell", perturbations, seed=perturbation_seed)
-robust = robust.merge(runs[["cell", "study"]].drop_duplicates(), on="cell")
+robust = pd.concat(frames["robustness"], ignore_index=True)
+robust = robust[["cell", *[c for c in robust.columns if c != "cell"]]]
 with atomic_path(results_dir / "robustness.csv") as tmp:
     robust.to_csv(tmp, index=False)
 DOMINANT = dominant_modality(runs, "cell")   # position of the modality whose unimodal model is best

@@ -166,8 +166,13 @@ class TrainConfig:
         check(self.batch_size >= 2, "train.batch_size", self.batch_size,
               "an integer >= 2 (permutations need at least two samples)")
         check(self.max_epochs >= 1, "train.max_epochs", self.max_epochs, "an integer >= 1")
-        check(0 <= self.warmup_epochs < self.max_epochs, "train.warmup_epochs",
-              self.warmup_epochs, f"a number in [0, max_epochs={self.max_epochs})")
+        check(self.warmup_epochs >= 0, "train.warmup_epochs", self.warmup_epochs, "a number >= 0")
+        if self.warmup_epochs >= self.max_epochs:   # say both keys: the user may have set only one
+            default = " (its default)" if self.warmup_epochs == TrainConfig.warmup_epochs else ""
+            raise ConfigError(f"train.max_epochs={self.max_epochs} is invalid with train.warmup_epochs="
+                              f"{self.warmup_epochs}{default}: the linear warm-up must end before the last "
+                              f"epoch; raise max_epochs above {self.warmup_epochs:g} or set train.warmup_epochs "
+                              f"below {self.max_epochs} (0: no warm-up)")
         check(self.patience >= 1, "train.patience", self.patience, "an integer >= 1")
         check(self.device == "auto" or self.device == "cpu" or self.device.startswith("cuda"),
               "train.device", self.device, "'auto', 'cpu', 'cuda' or 'cuda:N'")

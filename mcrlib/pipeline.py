@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
+import shutil
 from pathlib import Path
 
 import jupytext
@@ -62,11 +63,30 @@ def execute(notebook: Path, section: str, *, root: Path, profile: str = BASE_PRO
     parameters = {k: v for k, v in standard.items() if k in declared}
     output = root / results_root(profile) / "notebooks" / f"{notebook.stem}.ipynb"
     with atomic_path(output) as tmp:
-        papermill.execute_notebook(source, str(tmp), parameters=parameters,
-                                   kernel_name="python3", cwd=str(here),
-                                   progress_bar=False, log_output=True, kernel_manager_class=IPCKernelManager)
+        try:
+            papermill.execute_notebook(source, str(tmp), parameters=parameters,
+                                       kernel_name="python3", cwd=str(here),
+                                       progress_bar=False, log_output=True, kernel_manager_class=IPCKernelManager)
+        except papermill.PapermillExecutionError as err:
+            # The executed copy up to the failing cell, traceback included, is kept beside where
+            # the stage's copy would go; the caller gets one line (StageFailed).
+            failed = output.with_suffix(".failed.ipynb")
+            shutil.copyfile(tmp, failed)
+            raise StageFailed(notebook, section, err, failed) from None
         _drop_volatile(tmp)
+    output.with_suffix(".failed.ipynb").unlink(missing_ok=True)
     return output
+
+
+class StageFailed(RuntimeError):
+    """A stage's notebook raised: its message is the notebook's own error, in one line (what a
+    ConfigError or DataError says: the key, what was expected, how to fix it), and where the
+    executed copy with the full traceback is."""
+
+    def __init__(self, notebook: Path, section: str, err, failed: Path):
+        self.ename, self.evalue, self.failed = err.ename, err.evalue, failed
+        super().__init__(f"stage {section} ({notebook.name}) failed in cell {err.exec_count}: {err.ename}: "
+                         f"{err.evalue}\n  (the executed notebook with the full traceback: {failed})")
 
 
 def notebook_stages(root: Path) -> list[tuple[str, Path]]:
@@ -146,14 +166,17 @@ def main(argv=None) -> None:
         load_profile(args.profile, root)
     except ValueError as err:
         parser.error(str(err))
-    if args.notebook is None:
-        for output in run_profile(args.profile, root):
-            print(f"executed copy: {output}")
-        return
-    if not args.section:
+    if args.notebook is not None and not args.section:
         parser.error("a notebook needs --section (its stage in dvc.yaml)")
-    output = execute(args.notebook, args.section, root=root, profile=args.profile)
-    print(f"executed copy: {output}")
+    try:
+        if args.notebook is None:
+            outputs = run_profile(args.profile, root)
+        else:
+            outputs = [execute(args.notebook, args.section, root=root, profile=args.profile)]
+    except StageFailed as err:
+        raise SystemExit(f"error: {err}") from None   # exit status 1, no Python traceback
+    for output in outputs:
+        print(f"executed copy: {output}")
 
 
 if __name__ == "__main__":

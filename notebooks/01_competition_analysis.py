@@ -2,11 +2,11 @@
 # jupyter:
 #   jupytext:
 #     formats: ipynb,py:percent
+#     notebook_metadata_filter: -jupytext.text_representation.jupytext_version
 #     text_representation:
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -35,9 +35,11 @@ cache_dir = "../.mcr-cache/runs"
 root_dir = ".."
 
 # %%
+import json
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+import pandas as pd
 
 from mcrlib.analysis.plots import save_figure
 from mcrlib.analysis.tables import export_table, format_pm, mean_std, stable_summary
@@ -106,7 +108,11 @@ table
 
 # %%
 means = last.groupby(["dataset", "method"])[["fused", *probe_columns]].mean().round(4)
-write_text(means.reset_index().to_json(orient="records", indent=1), results_dir / "metrics.json")
+# DVC reads a metrics file as nested mappings (a list gives `dvc metrics diff` nothing to compare):
+# dataset -> method -> head -> value, each dataset with its own modalities' probes only.
+metrics = {dataset: {method: {head: value for head, value in row.items() if pd.notna(value)}
+                     for (_, method), row in part.iterrows()} for dataset, part in means.groupby(level="dataset")}
+write_text(json.dumps(metrics, indent=1), results_dir / "metrics.json")
 print(means.round(3).to_string())
 
 # %%

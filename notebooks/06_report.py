@@ -2,11 +2,11 @@
 # jupyter:
 #   jupytext:
 #     formats: ipynb,py:percent
+#     notebook_metadata_filter: -jupytext.text_representation.jupytext_version
 #     text_representation:
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -41,9 +41,9 @@ from mcrlib.atomic import atomic_path, write_text
 from mcrlib.profiles import load_stage
 
 params = load_stage(profile, "report", root_dir, reads=("synthetic", "benchmarks"), calibrated=False)
-section = params["report"]
-n_classes, other_runs = section["n_classes"], section.get("other_runs") or {}
-margins, primary = section.get("equivalence_margin", {}), section.get("primary", [])
+section = report_text.load_report_config(params["report"])   # a bad key or value: a ConfigError naming it
+n_classes, other_runs = section.n_classes, section.other_runs or {}
+margins, primary = section.equivalence_margin, list(section.primary)
 results = Path(results_dir).parent          # the profile's results: every section's folder
 report_path = results / "REPORT.md"
 claims, families = [], []
@@ -110,7 +110,7 @@ header = (f"# Which of the paper's claims hold here\n\nRebuilt by `dvc repro` (s
           "sections' result files; the numbers, intervals and verdicts below are computed, not written by hand.")
 text = report_text.render(header=header, claims=claims, power_table=power,
                           calibration=report_text.calibration_text(results),
-                          rules=rules, counts_before=section.get("counts_before", ""),
+                          rules=rules, counts_before=section.counts_before,
                           missing_primary=missing_primary)
 write_text(text, Path(report_path))
 display(Markdown(text))

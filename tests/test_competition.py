@@ -45,3 +45,9 @@ def test_competition_stage_draws_curves_from_recorded_features(tmp_path):
     written = {str(p.relative_to(tmp_path)) for folder in ("results", "figures")
                for p in (tmp_path / folder).rglob("*") if p.is_file()}
     assert written == declared
+    # DVC reads the metrics as nested mappings (dataset -> method -> head -> value), not a list
+    import json
+    metrics = json.loads((tmp_path / "results" / "competition" / "metrics.json").read_text())
+    (dataset, methods), = metrics.items()
+    assert set(methods) == {"joint"} and set(methods["joint"]) == {"fused", "probe x1", "probe x2"}
+    assert all(0 <= v <= 1 for v in methods["joint"].values())

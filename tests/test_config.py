@@ -68,3 +68,12 @@ def test_a_union_field_takes_the_first_type_that_fits_and_names_all_when_none_do
     assert as_dict.synthetic_grid == {"mean_scale": [1.0]} and list(as_list.synthetic_grid) == [{"mean_scale": 1.0}]
     with pytest.raises(ConfigError, match=r"synthetic_grid=3 is invalid: expected a mapping or a list"):
         from_dict(CalibrationConfig, {"synthetic_grid": 3})
+
+
+def test_one_epoch_with_the_default_warm_up_names_both_keys_and_the_fix():
+    with pytest.raises(ConfigError) as caught:
+        from_dict(RunConfig, {"train": {"max_epochs": 1}})
+    message = str(caught.value)
+    assert "train.max_epochs=1" in message and "train.warmup_epochs=1.0 (its default)" in message
+    assert "0: no warm-up" in message
+    assert from_dict(RunConfig, {"train": {"max_epochs": 1, "warmup_epochs": 0}}).train.max_epochs == 1

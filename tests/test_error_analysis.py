@@ -184,23 +184,35 @@ def declared_outs() -> set[str]:
 
 def write_study_tables(root) -> None:
     """What the synthetic and benchmarks stages leave for this one under the base profile: each
-    study's runs in the run cache the pipeline gives the notebooks, and its runs table under
-    results/<section>. The studies are loaded as the notebook loads them."""
-    import os
+    study's runs table under results/<section>, and beside it what the stage computed from its
+    runs (errors.csv, robustness.csv, generator.csv: mcrlib.analysis.run_analyses), as notebooks
+    02 and 03 write them. The studies are loaded as the notebook loads them; their runs train
+    into a cache that is removed afterwards: the error analysis must not need it."""
+    import shutil
 
+    from mcrlib.analysis.run_analyses import study_analyses, write_analyses
     from mcrlib.profiles import load_stage
+    from mcrlib.studies.results import study_results
     from mcrlib.studies import benchmarks, synthetic
-    cache = os.environ.get("MCR_RUN_CACHE", root / ".mcr-cache" / "runs")
+    cache = root / "study-cache"   # private, and removed below
     sections = load_stage("quick", "error_analysis", root, reads=("synthetic", "benchmarks"))
     section = sections["benchmarks"]
     studies = {"synthetic": (synthetic, synthetic.load_study(sections["synthetic"])),
                "benchmarks": (benchmarks, benchmarks.load_study(
                    {**section, "datasets": benchmarks.resolve_datasets(section["datasets"], root)}))}
+    errors = sections["error_analysis"]
     for name, (module, study) in studies.items():
-        save_runs(*module.run_study(study, cache), root / "results" / name)
+        runs, trials = module.run_study(study, cache)
+        save_runs(runs, trials, root / "results" / name)
+        cell = "ratio" if name == "synthetic" else "dataset"
+        write_analyses(study_analyses(runs, study_results(runs, cache), cell, errors["perturbations"],
+                                      seed=errors["perturbation_seed"], generator_groups=name == "synthetic"),
+                       root / "results" / name)
+    shutil.rmtree(cache)
 
 
-STUDY_TABLES = {f"results/{name}/{table}" for name in ("synthetic", "benchmarks") for table in ("runs.csv", "search.csv")}
+STUDY_TABLES = {f"results/{name}/{table}" for name in ("synthetic", "benchmarks")
+                for table in ("runs.csv", "search.csv", "errors.csv", "robustness.csv")} | {"results/synthetic/generator.csv"}
 
 
 @pytest.fixture(scope="module")

@@ -236,3 +236,35 @@ def test_an_executed_notebook_is_the_same_from_any_checkout_and_any_run(tmp_path
         copies.append(execute(root / "notebooks" / "06_report.py", "report", root=root).read_text())
     assert copies[0] == copies[1]
     assert str(tmp_path) not in copies[0] and "start_time" not in copies[0] and "widget-view" not in copies[0]
+
+
+def test_a_failing_stage_says_its_error_in_one_line_and_keeps_the_traceback(tmp_path, monkeypatch, capsys):
+    """Through `python -m mcrlib.pipeline` (what dvc repro runs), a bad param gives the notebook's
+    own one-line error (the key, what was expected), not papermill's long traceback; the executed
+    copy up to the failing cell is kept, and a later successful run removes it."""
+    import shutil
+    from mcrlib import pipeline
+    (tmp_path / "notebooks").mkdir()
+    shutil.copy(ROOT / "notebooks" / "06_report.py", tmp_path / "notebooks")
+    write_smoke_params(tmp_path, report={"profile": "test", "bogus_key": 1})
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as stop:
+        pipeline.main(["notebooks/06_report.py", "--section", "report"])
+    message = str(stop.value.code)
+    first, second = message.splitlines()
+    assert first.startswith("error: stage report (06_report.py) failed in cell ")
+    assert "ConfigError" in first and "bogus_key" in first
+    failed = tmp_path / "results" / "notebooks" / "06_report.failed.ipynb"
+    assert str(failed) in second and "ConfigError" in failed.read_text()   # the full traceback is there
+    assert not (tmp_path / "results" / "notebooks" / "06_report.ipynb").exists()
+    write_smoke_params(tmp_path, report={"profile": "test"})
+    pipeline.main(["notebooks/06_report.py", "--section", "report"])
+    assert not failed.exists() and (tmp_path / "results" / "notebooks" / "06_report.ipynb").exists()
+
+
+def test_notebook_sources_carry_no_jupytext_version():
+    """jupytext.toml filters the version out of the .py headers: saving an unchanged notebook with
+    another jupytext release leaves its source, and so its DVC stage, unchanged."""
+    for source in sorted((ROOT / "notebooks").glob("*.py")):
+        header = source.read_text().split("# ---", 2)[1]
+        assert "jupytext_version:" not in header, source.name   # the key (the filter names it, without a colon)

@@ -178,3 +178,17 @@ def test_calibration_text_separates_selection_from_confirmation(tmp_path):
     confirmation = next(line for line in text.splitlines() if line.startswith("- **confirmation, AV-Digits**"))
     assert "joint − Ensemble -3.0" in confirmation and "over 12 units (folds fixed, seeds within)" in confirmation
     assert "selection_seeds" not in text and "criterion**" not in text
+
+
+def test_the_report_section_is_validated_with_errors_naming_the_key():
+    from mcrlib.analysis.report_text import load_report_config
+    from mcrlib.config import ConfigError
+    from pathlib import Path
+    from mcrlib.profiles import load_profile
+    root = Path(__file__).resolve().parents[1]
+    for profile in ("quick", "smoke", "paper"):   # every profile's section is valid
+        load_report_config(load_profile(profile, root)["report"])
+    for bad, key in (({"bogus": 1}, "bogus"), ({"equivalence_margin": {"AV-Digits": 2}}, "report.equivalence_margin.AV-Digits"),
+                     ({"primary": "premise@AV-Digits"}, "report.primary"), ({"n_classes": {"x": 1}}, "report.n_classes.x")):
+        with pytest.raises(ConfigError, match=key):
+            load_report_config(bad)

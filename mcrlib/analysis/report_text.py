@@ -3,11 +3,13 @@ power of the profile, the Ensemble-rule table, and other runs as sensitivity col
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
 from mcrlib.analysis.inference import VERDICT4_RULE, VERDICTS4, adjust_primary, compare
+from mcrlib.config import check, from_dict
 
 BEST_RULE = ("A claim that one method is the best of several (\"MCR highest\", \"greedy best\", \"permutation best\") "
              "is checked against every rival (an intersection-union test): it HOLDS when it holds against each, is "
@@ -30,6 +32,30 @@ PRIMARY_TEXT = (
     "p-values (p_holm). A primary claim holds or is contradicted only where p_holm < 0.05. Every other row is "
     "exploratory: unadjusted, to be read as a lead, not a finding.")
 
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    """The `report` section (params.yaml), validated in one place (mcrlib.config.from_dict): an
+    unknown key or a value of the wrong kind is a ConfigError naming its key."""
+    profile: str = "smoke"
+    n_classes: dict = field(default_factory=dict)          # a data label -> its number of classes (chance)
+    other_runs: dict | None = None                          # a label -> another full run's claims.csv
+    equivalence_margin: dict = field(default_factory=dict)  # a label fragment -> the margin (a fraction)
+    counts_before: str = ""                                  # the verdict counts before these rules
+    primary: tuple[str, ...] = ()                            # the primary claims, Holm-adjusted together
+
+    def __post_init__(self):
+        for label, margin in self.equivalence_margin.items():
+            check(isinstance(margin, (int, float)) and 0 < margin < 1, f"report.equivalence_margin.{label}",
+                  margin, "a margin in (0, 1) (a fraction: 0.02 is 2 points)")
+        for label, n in self.n_classes.items():
+            check(n is None or (isinstance(n, int) and n >= 2), f"report.n_classes.{label}", n,
+                  "a number of classes >= 2 (or null to drop the label)")
+
+
+def load_report_config(section: dict | None) -> ReportConfig:
+    return from_dict(ReportConfig, {k: v for k, v in (section or {}).items()}, "report")
 
 def load_optional(path: Path) -> pd.DataFrame | None:
     return pd.read_csv(path) if path.is_file() else None

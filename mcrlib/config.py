@@ -32,6 +32,8 @@ def _coerce(hint: Any, value: Any, path: str) -> Any:
         if value is None and type(None) in args:
             return None
         inner = [a for a in args if a is not type(None)]
+        if len(inner) == 1:   # X | None: X's own error, with its own key path
+            return _coerce(inner[0], value, path)
         errors = []
         for option in inner:   # the first type the value fits
             try:

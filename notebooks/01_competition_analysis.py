@@ -41,8 +41,8 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from mcrlib.analysis.plots import save_figure
-from mcrlib.analysis.tables import export_table, format_pm, mean_std, stable_summary
+from mcrlib.analysis.plots import competition_curves, profile_stamp, save_figure
+from mcrlib.analysis.tables import display_names, export_table, format_pm, mean_std, stable_summary
 from mcrlib.atomic import atomic_path, write_text
 from mcrlib.profiles import load_stage
 from mcrlib.studies import benchmarks as benchmark_study
@@ -64,27 +64,21 @@ curves.head()
 
 # %% [markdown]
 # ## Figure 6: fused accuracy and per-encoder probes per epoch (mean over seeds)
+# Per dataset and method, the fused test accuracy and a linear probe of each encoder's features;
+# the last column, the probe gap of each method. Means over the epochs every seed reached.
 
 # %%
 probe_columns = [c for c in curves.columns if c.startswith("probe ") and c != "probe gap"]
-datasets, methods_run = list(curves["dataset"].unique()), list(curves["method"].unique())
-fig, axes = plt.subplots(len(datasets), len(methods_run), figsize=(4.2 * len(methods_run), 3.2 * len(datasets)),
-                         squeeze=False, sharey="row")
-for row, dataset in enumerate(datasets):
-    reference = ensemble[ensemble["dataset"] == dataset]["ensemble"].mean()
-    for col, method in enumerate(methods_run):
-        ax = axes[row][col]
-        part = curves[(curves["dataset"] == dataset) & (curves["method"] == method)]
-        mean = part.groupby("epoch")[["fused", *probe_columns]].mean()
-        for column in ["fused", *probe_columns]:
-            ax.plot(mean.index, mean[column].values, label=column, lw=2.2 if column == "fused" else 1.5)
-        gap = part.groupby("epoch")["probe gap"].mean()
-        ax.plot(gap.index, gap.values, ls=":", color="0.2", label="probe gap")
-        ax.axhline(reference, ls="--", color="0.4", label="ensemble")
-        ax.set(title=f"{dataset}: {method}", xlabel="epoch", ylabel="test accuracy")
-        ax.grid(alpha=0.3)
-axes[0][-1].legend(frameon=False, loc="center left", bbox_to_anchor=(1.01, 0.5))
-fig.tight_layout()
+n_classes = load_stage(profile, "report", root_dir)["report"].get("n_classes") or {}
+caption = (f"Competition ({params['competition'].get('profile', profile)} profile): per epoch, the fused head's test "
+           f"accuracy and a logistic-regression probe of each encoder's features (fitted on training samples), "
+           f"mean over seeds {sorted(int(s) for s in curves['seed'].unique())} and only over the epochs every seed reached (early "
+           "stopping ends runs at different epochs); dashed: the Ensemble of the same seeds; dotted: chance. Probe "
+           "gap: the stronger encoder's probe minus the weaker's.")
+fig = competition_curves(curves, ensemble, chance={d: 1 / n for d, n in n_classes.items() if n},
+                         label=lambda m: display_names([m])[0], caption=caption,
+                         title="Figure 6: does one encoder fall behind during joint training, and does MCR close the gap?")
+profile_stamp(fig, profile)
 save_figure(fig, figures_dir / "fig6_competition")
 plt.show()
 plt.close(fig)

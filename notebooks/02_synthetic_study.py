@@ -40,9 +40,9 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import display
 
-from mcrlib.analysis.plots import lines_with_bands, save_figure
+from mcrlib.analysis.plots import accuracy_against, profile_stamp, save_figure
 from mcrlib.analysis.run_analyses import study_analyses, write_analyses
-from mcrlib.analysis.tables import export_table, format_pm, mean_std, method_order, stable_summary
+from mcrlib.analysis.tables import display_names, export_table, format_pm, mean_std, method_order, stable_summary
 from mcrlib.atomic import atomic_path, write_text
 from mcrlib.studies.grid import save_runs
 from mcrlib.profiles import load_stage
@@ -96,22 +96,24 @@ if not trials.empty:
     display(search_table.drop(columns="trial"))
 
 # %% [markdown]
-# ## Figure 1: test accuracy against u1/s (mean ± std over seeds)
+# ## Figure 1: test accuracy against u1/s
+# Left: the unimodal models, the Ensemble, joint training and MCR, with the 95% interval of each
+# mean over the seeds. Right: every method's paired difference from the Ensemble (points), so a
+# difference of a point is visible; joint training and MCR with their 95% bands.
 
 # %%
 ORDER = method_order(["unimodal-x1", "unimodal-x2", *study.methods])
-# Figure 1 draws every method of the study (the paper's figure has a subset), in the registry's order.
-STYLES = {"unimodal-x1": {"ls": ":", "color": "0.55"}, "unimodal-x2": {"ls": "--", "color": "0.55"}}
 summary = mean_std(runs, index="method", columns="ratio", value="test_acc")
-caption = (f"Synthetic study, {study.profile} profile: test accuracy (mean ± std over seeds "
-           f"{list(study.seeds)}) against u1/s with u2 = {study.unique2}; "
-           f"{example.n_train} train / {example.n_val} val / {example.n_test} test samples per run.")
-STYLES["mcr"] = {"lw": 2.5, "color": "black"}
-fig = lines_with_bands(summary, x="ratio", line="method", order=ORDER,
-                       styles=STYLES, logx=True,
-                       xlabel="u1 / s  (unique-1 over shared samples)", ylabel="test accuracy",
-                       title="Synthetic study (Figure 1, right)")
-fig.text(0.0, -0.06, caption, wrap=True, fontsize=7, ha="left", va="top")
+caption = (f"Synthetic study ({study.profile} profile): test accuracy against u1/s, u2 = {study.unique2} fixed; "
+           f"mean over {len(study.seeds)} seeds (each seed redraws the data and the model), bands the 95% t interval "
+           f"of the mean; {example.n_train} train / {example.n_val} val / {example.n_test} test samples per run; "
+           f"the synthetic Ensemble sums the unimodal models' raw logits (the authors' rule). Chance: "
+           f"1/{example.n_classes}.")
+fig = accuracy_against(runs, x="ratio", methods=ORDER, chance=1 / example.n_classes, logx=True,
+                       xlabel="u1 / s  (unique-1 over shared samples)", caption=caption,
+                       title="Figure 1 (right): synthetic data, accuracy as modality 1's unique share grows",
+                       label=lambda m: display_names([m])[0])
+profile_stamp(fig, study.profile)
 save_figure(fig, figures_dir / "fig1_synthetic")
 plt.show()
 plt.close(fig)

@@ -48,7 +48,8 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import display
 
-from mcrlib.analysis.plots import save_figure
+from mcrlib.analysis.plots import profile_stamp, save_figure
+from mcrlib.analysis.report import COST_THRESHOLD
 from mcrlib.analysis.tables import export_table, stable_summary
 from mcrlib.atomic import atomic_path, write_text
 from mcrlib.profiles import load_stage
@@ -131,16 +132,25 @@ print(cost_caption)
 display(cost_table)
 
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+fig, axes = plt.subplots(1, 2, figsize=(11, 4.4))
 for ax, column, title in zip(axes, ["time_ratio", "memory_ratio"], ["time per step", "peak step memory"]):
     costs.pivot(index="variant", columns="model", values=column).reindex(costs["variant"].unique()).plot.bar(ax=ax)
     ax.axhline(1, color="0.3", lw=0.8)
-    ax.set(title=f"{title} / joint training's", ylabel="ratio", xlabel="")
+    ax.set(title=f"{title} / joint training's", ylabel="ratio to joint training (log scale)", xlabel="")
     ax.set_yscale("log")
+    # ticks a reader can read on a log axis (the default gives two)
+    ticks = [t for t in (0.5, 0.75, 1, 1.25, 1.5, 2, 3, 5, 10, 20, 50) if t <= 1.3 * costs[column].max()]
+    ax.set_yticks(ticks, [f"{t:g}×" for t in ticks])
+    ax.minorticks_off()
     ax.tick_params(axis="x", labelrotation=60)
+    ax.grid(axis="y", alpha=0.3)
+axes[0].axhline(COST_THRESHOLD, color="#c0392b", ls="--", lw=1.2, label=f"\"almost free\": {COST_THRESHOLD}×")
+axes[0].legend(frameon=False, fontsize=8)
 fig.suptitle(f"A.6: cost of each perturbation ({study.profile} profile, P = {first['copies']}, {first['device']})",
              fontsize=10)
+fig.text(0.01, -0.01, cost_caption, wrap=True, fontsize=8.5, ha="left", va="top")
 fig.tight_layout()
+profile_stamp(fig, study.profile)
 save_figure(fig, figures_dir / "a6_cost")
 plt.show()
 plt.close(fig)

@@ -51,10 +51,10 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from mcrlib.analysis.errors import plot_error_matrices, summarise
-from mcrlib.analysis.plots import save_figure
+from mcrlib.analysis.plots import profile_stamp, save_figure
 from mcrlib.analysis.robustness import dominant_modality, plot_drops
 from mcrlib.analysis.run_analyses import read_analyses, study_analyses
-from mcrlib.analysis.tables import export_table, format_pm, mean_std, method_order, stable_summary
+from mcrlib.analysis.tables import display_names, export_table, format_pm, mean_std, method_order, stable_summary
 from mcrlib.atomic import atomic_path, write_text
 from mcrlib.profiles import load_stage
 from mcrlib.studies import benchmarks as benchmark_study
@@ -125,6 +125,7 @@ for name in STUDIES:
     fig = plot_error_matrices(part, "cell", methods, MODALITIES,
                               title=f"Figure 5 ({name}, {STUDIES[name][1].profile} profile): accuracy per "
                                     f"unimodal-correctness group, mean ± std over seeds {list(STUDIES[name][1].seeds)}")
+    profile_stamp(fig, STUDIES[name][1].profile)
     save_figure(fig, figures_dir / f"fig5_errors_{name}")
     plt.show()
     plt.close(fig)
@@ -184,9 +185,13 @@ DOMINANT = dominant_modality(runs, "cell")   # position of the modality whose un
 print({c: MODALITIES[c][p - 1] for c, p in DOMINANT.items()})
 for name in STUDIES:
     part = robust[robust["study"] == name]
-    fig = plot_drops(part, "cell", ORDER, DOMINANT,
-                     title=f"Accuracy drop with one modality missing ({name}, {STUDIES[name][1].profile} profile, "
-                           f"mean ± std over seeds {list(STUDIES[name][1].seeds)})")
+    fig = plot_drops(part, "cell", ORDER, DOMINANT, label=lambda m: display_names([m])[0],
+                     title=f"Accuracy drop with one modality missing ({name}, {STUDIES[name][1].profile} profile)",
+                     caption=f"Each trained model's test accuracy minus its accuracy with one modality zeroed, replaced "
+                             f"by noise of the batch's per-feature mean and std, or permuted across the batch; mean ± std "
+                             f"over seeds {list(STUDIES[name][1].seeds)}; hatched: the dominant modality (the better "
+                             f"unimodal model) missing.")
+    profile_stamp(fig, STUDIES[name][1].profile)
     save_figure(fig, figures_dir / f"robustness_{name}")
     plt.show()
     plt.close(fig)

@@ -197,6 +197,10 @@ def test_sliced_metric_needs_a_linear_fusion_head():
             super().__init__()
             self.layer = nn.Linear(4, 2)
 
+        @classmethod
+        def from_params(cls, params, *, latent_dims, n_outputs):
+            return cls()
+
         def logits_and_shares(self, latents, unimodal_logits):
             return self.layer(torch.cat(latents, -1)), None
 

@@ -1,12 +1,10 @@
 """ResNet-18 encoders: torchvision's network at width 64, the same topology at other widths."""
-import pandas as pd
 import torch
 from torchvision.models import resnet18
 
 from mcrlib.config import ModelConfig
 from mcrlib.data.tensors import TensorSplits
 from mcrlib.models import FramesEncoder, ImageEncoder, build_model
-from mcrlib.studies.benchmarks import gain_over_ensemble
 
 
 def n_params(module):
@@ -46,13 +44,6 @@ def test_build_model_picks_encoders_by_sample_shape():
     assert kinds == {"audio": "ImageEncoder", "visual": "ImageEncoder", "video": "FramesEncoder", "vec": "MLPEncoder"}
     out = model({k: v for k, v in splits["train"].items()})
     assert out.logits.shape == (4, 3)
-
-
-def test_gain_over_ensemble_pairs_seeds():
-    runs = pd.DataFrame({"dataset": ["d"] * 4, "seed": [0, 1, 0, 1], "method": ["ensemble", "ensemble", "mcr", "mcr"],
-                         "test_acc": [0.5, 0.6, 0.55, 0.58]})
-    gains = gain_over_ensemble(runs)
-    assert gains["gain"].round(3).tolist() == [0.05, -0.02]
 
 
 def test_narrow_trunks_stay_off_the_channels_last_path():

@@ -111,19 +111,26 @@ def dominant_modality(runs: pd.DataFrame, cell: str) -> pd.Series:
     return uni.groupby([cell, "position"], sort=False)["test_acc"].mean().unstack().idxmax(axis=1)
 
 
-def plot_drops(frame: pd.DataFrame, cell: str, methods: Sequence[str], dominant: pd.Series, title: str = ""):
-    """Per cell (a row) and perturbation (a column): each method's accuracy drop (points, mean ±
+def plot_drops(frame: pd.DataFrame, cell: str, methods: Sequence[str], dominant: pd.Series, title: str = "",
+               caption: str = "", label=None):
+    """Per cell (a row) and perturbation (a column; with one cell, the perturbations as rows): each
+    method's accuracy drop (points, mean ±
     std over seeds) when modality 1 and when modality 2 is missing; the dominant one hatched."""
     import matplotlib.pyplot as plt
 
+    label = label or (lambda m: m)
     cells = list(frame[cell].unique())
     kinds = [k for k in PERTURBATIONS if k in set(frame["perturbation"])]
     methods = [m for m in methods if m in set(frame["method"])]
     stats = (frame[frame["perturbation"] != "clean"]
              .groupby([cell, "perturbation", "method", "missing", "modality"])["drop"].agg(["mean", "std"]))
-    fig, axes = plt.subplots(len(cells), len(kinds), figsize=(0.42 * len(methods) * len(kinds) + 1.5, 2.8 * len(cells)),
-                             squeeze=False, sharey="row")
-    for axs, c in zip(axes, cells):
+    # One panel per (cell, perturbation): with one cell the perturbations stack as rows, so the
+    # figure keeps a readable aspect instead of one 7:1 strip.
+    rows, cols = (len(kinds), 1) if len(cells) == 1 else (len(cells), len(kinds))
+    fig, axes = plt.subplots(rows, cols, figsize=(0.34 * len(methods) * cols + 2.8, 3.0 * rows), squeeze=False,
+                             sharey=len(cells) > 1 and "row")
+    grid = axes.reshape(len(cells), len(kinds))
+    for axs, c in zip(grid, cells):
         for ax, kind in zip(axs, kinds):
             if (c, kind) not in stats.index:
                 ax.axis("off")
@@ -141,11 +148,14 @@ def plot_drops(frame: pd.DataFrame, cell: str, methods: Sequence[str], dominant:
                        label=f"{name} missing" + (" (dominant)" if is_dominant else ""),
                        color=f"C{k}", edgecolor="white" if is_dominant else None)
             ax.axhline(0, color="0.3", lw=0.8)
-            ax.set_xticks(range(len(methods)), methods, rotation=60, ha="right", fontsize=7)
-            ax.set_title(f"{c} — {kind}", fontsize=8)
-        axs[0].set_ylabel("accuracy drop (points)")
-        axs[-1].legend(frameon=False, fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))  # bars stay visible
+            ax.set_xticks(range(len(methods)), [label(m) for m in methods], rotation=60, ha="right", fontsize=8.5)
+            ax.set_title(f"{c}: modality {kind}", fontsize=10)
+            ax.set_ylabel("accuracy drop (points)", fontsize=9)
+            ax.grid(axis="y", alpha=0.3)
+        axs[-1].legend(frameon=False, fontsize=8.5, loc="center left", bbox_to_anchor=(1.01, 0.5))  # bars stay visible
     if title:
-        fig.suptitle(title, fontsize=10)
+        fig.suptitle(title, fontsize=11)
+    if caption:
+        fig.text(0.01, -0.01, caption, wrap=True, fontsize=8.5, ha="left", va="top")
     fig.tight_layout()
     return fig

@@ -115,14 +115,6 @@ def run_study(study: BenchmarkStudyConfig, cache_dir: str | Path) -> tuple[pd.Da
                     columns=lambda r: {"fold": r.config["data"]["params"].get("fold", -1)})
 
 
-def gain_over_ensemble(runs: pd.DataFrame) -> pd.DataFrame:
-    """Per dataset and method: test accuracy minus the Ensemble's of the same seed (Figure 4)."""
-    ensemble = runs[runs.method == "ensemble"].set_index(["dataset", "seed"])["test_acc"]
-    others = runs[runs.method != "ensemble"].copy()
-    others["gain"] = others["test_acc"].values - ensemble.loc[list(zip(others["dataset"], others["seed"]))].values
-    return others
-
-
 def resolve_datasets(datasets: dict, root_dir: str | Path) -> dict:
     """Each dataset's load params with its location fields (the prepared folder) made absolute
     from the project's root `root_dir`: notebooks run from notebooks/ and their training workers

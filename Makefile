@@ -4,7 +4,7 @@ PYTHON ?= python3
 BIN := $(abspath $(VENV))/bin
 export PATH := $(BIN):$(PATH)
 
-.PHONY: setup repro rebuild test test-other-kernels notebooks paper-profile replicate-other-kernels
+.PHONY: setup repro rebuild test test-other-kernels notebooks paper-profile replicate-other-kernels plots-template
 
 setup: $(VENV)/.installed
 
@@ -45,6 +45,12 @@ KERNEL_SENSITIVE := tests/test_losses.py tests/test_mipd.py tests/test_perturbat
 	tests/test_inference.py tests/test_paired_stats.py tests/test_robustness.py
 test-other-kernels: setup
 	$(OTHER_KERNELS) pytest -q $(KERNEL_SENSITIVE)
+
+# DVC's plots page with vega, vega-lite and vega-embed inlined (.dvc/plots/offline.html, committed):
+# `dvc plots show/diff` then draw their data plots offline. Needs npm; rerun to change the versions.
+plots-template:
+	rm -rf .plots-npm && mkdir .plots-npm && cd .plots-npm && npm pack vega@5.20.2 vega-lite@5.2.0 vega-embed@6.18.2
+	python tools/offline_plots_template.py .plots-npm && rm -rf .plots-npm
 
 # Re-pair the .ipynb files with their .py sources and store a smoke run's outputs in them
 # (nbval compares the cells marked NBVAL_CHECK_OUTPUT against these).

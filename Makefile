@@ -4,7 +4,7 @@ PYTHON ?= python3
 BIN := $(abspath $(VENV))/bin
 export PATH := $(BIN):$(PATH)
 
-.PHONY: setup repro rebuild test test-other-kernels notebooks paper-profile replicate-other-kernels
+.PHONY: setup repro rebuild test test-other-kernels notebooks paper-profile replicate-other-kernels plots-template
 
 setup: $(VENV)/.installed
 
@@ -42,9 +42,16 @@ OTHER_KERNELS := ATEN_CPU_CAPABILITY=default ONEDNN_MAX_CPU_ISA=AVX2
 KERNEL_SENSITIVE := tests/test_losses.py tests/test_mipd.py tests/test_perturbations.py tests/test_transformer.py \
 	tests/test_pretrained_encoders.py tests/test_fused_contrastive.py tests/test_resnet.py tests/test_ensemble.py \
 	tests/test_mlb.py tests/test_ogm.py tests/test_agm.py tests/test_mmpareto.py tests/test_reconboost.py \
-	tests/test_inference.py tests/test_paired_stats.py tests/test_robustness.py
+	tests/test_inference.py tests/test_paired_stats.py tests/test_robustness.py tests/test_higher_order_losses.py \
+	tests/test_measures.py tests/test_trainer.py
 test-other-kernels: setup
 	$(OTHER_KERNELS) pytest -q $(KERNEL_SENSITIVE)
+
+# DVC's plots page with vega, vega-lite and vega-embed inlined (.dvc/plots/offline.html, committed):
+# `dvc plots show/diff` then draw their data plots offline. Needs npm; rerun to change the versions.
+plots-template:
+	rm -rf .plots-npm && mkdir .plots-npm && cd .plots-npm && npm pack vega@5.20.2 vega-lite@5.2.0 vega-embed@6.18.2
+	python tools/offline_plots_template.py .plots-npm && rm -rf .plots-npm
 
 # Re-pair the .ipynb files with their .py sources and store a smoke run's outputs in them
 # (nbval compares the cells marked NBVAL_CHECK_OUTPUT against these).

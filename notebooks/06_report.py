@@ -36,6 +36,7 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from mcrlib.analysis import report, report_text
+from mcrlib.analysis.authors_values import against_authors, against_authors_markdown
 from mcrlib.analysis.ensemble_rules import rule_table
 from mcrlib.atomic import atomic_path, write_text
 from mcrlib.profiles import load_stage
@@ -108,10 +109,15 @@ power
 # %%
 header = (f"# Which of the paper's claims hold here\n\nRebuilt by `dvc repro` (stage `report`, {profile} profile) from the "
           "sections' result files; the numbers, intervals and verdicts below are computed, not written by hand.")
+benchmark_runs = report_text.load_optional(results / "benchmarks/runs.csv")
+authors = against_authors(benchmark_runs) if benchmark_runs is not None else against_authors(pd.DataFrame(
+    columns=["dataset", "method", "test_acc"]))
+with atomic_path(results_dir / "against_authors.csv") as tmp:
+    authors.to_csv(tmp, index=False)
 text = report_text.render(header=header, claims=claims, power_table=power,
                           calibration=report_text.calibration_text(results),
                           rules=rules, counts_before=section.counts_before,
-                          missing_primary=missing_primary)
+                          missing_primary=missing_primary, against_authors=against_authors_markdown(authors))
 write_text(text, Path(report_path))
 display(Markdown(text))
 

@@ -229,9 +229,10 @@ def test_prepare_writes_features_index_and_report(prepared):
                                                                                          "1076_DFA_FEA_XX"}
     assert report["settings"]["weights"] == "random" and report["settings"]["max_frames"] == 10
     assert any("without a face in any frame" in m and "1002_IEO_FEA_LO" in m for m in messages)
-    # the default folds, as cremad's
+    # the folds, as cremad's: the release's (the default) and the actor-table ones
     folds = actor_folds({1001: "Male", 1002: "Female", 1003: "Female", 1064: "Male", 1076: "Female"})
-    assert [report["folds"][str(f)]["test"]["actors"] for f in range(3)] == [f["test"] for f in folds]
+    assert [report["actor_folds"][str(f)]["test"]["actors"] for f in range(3)] == [f["test"] for f in folds]
+    assert set(report["folds"]) == {str(f) for f in range(5)} and report["release"]["release_clips"] == 5820
 
 
 @pytest.mark.parametrize("fold", [0, 1, 2])
@@ -239,7 +240,7 @@ def test_load_cuts_actor_disjoint_folds_and_z_scores_with_train_statistics(prepa
     out, _ = prepared
     raw = torch.load(out / "features.pt", weights_only=True)
     clips = json.loads((out / "index.json").read_text())["clips"]
-    data = load(LoadConfig(prepared=str(out), fold=fold))
+    data = load(LoadConfig(prepared=str(out), fold=fold, split="actors"))   # every fixture clip has a split
     assert data.modalities == ("audio", "visual") and data.n_classes == 6
     actors = {s: set() for s in ("train", "val", "test")}
     total = 0
@@ -248,7 +249,7 @@ def test_load_cuts_actor_disjoint_folds_and_z_scores_with_train_statistics(prepa
         assert split["audio"].shape[1:] == (16000,) and split["visual"].shape[1:] == (10, N_FEATURES)
     assert total == len(clips)
     # rows back to clips: the labels of each split are those of its actors' clips
-    cfg = LoadConfig(prepared=str(out), fold=fold)
+    cfg = LoadConfig(prepared=str(out), fold=fold, split="actors")
     folds = actor_folds({int(a): s for a, s in json.loads((out / "index.json").read_text())["actors"].items()},
                         cfg.n_folds, cfg.split_seed, cfg.val_share)[fold]
     for s in actors:
@@ -285,7 +286,7 @@ def test_registered_as_a_prepared_dataset_with_its_families(prepared, tmp_path, 
         warnings.simplefilter("ignore")
         prepare_stage("cremad_faces", {**SMALL, "max_frames": 4}, tmp_path / "out")
     fingerprint.verify(tmp_path / "out", "cremad_faces")
-    data = load_dataset("cremad_faces", {"prepared": str(tmp_path / "out"), "fold": 1})
+    data = load_dataset("cremad_faces", {"prepared": str(tmp_path / "out"), "fold": 1, "split": "actors"})
     assert data.encoders == {"audio": "waveform", "visual": "sequence"}
     assert data.splits["test"]["visual"].shape[1:] == (4, N_FEATURES)
 

@@ -38,8 +38,10 @@ def config(root, **kw):
 
 
 def loaded(prepared, **params):
-    """The run's path to the data: the prepared folder's fingerprint checked, then `load`."""
-    return load_dataset("cremad", {"prepared": str(prepared), **params})
+    """The run's path to the data: the prepared folder's fingerprint checked, then `load`. The
+    media tests read the actor-table folds, which place every clip of the fixture (the release's
+    folds, the default, leave out the fixture's clips that are not among its 5,820)."""
+    return load_dataset("cremad", {"prepared": str(prepared), "split": "actors", **params})
 
 
 @pytest.fixture(autouse=True)
@@ -155,11 +157,11 @@ def test_report_lists_every_defect(corpus):
     assert defects["1064_TIE_SAD_XX"]["outcome"].startswith("kept: 1 of 3 frames")
     assert "trimmed" in defects["1064_IEO_DIS_MD"]["outcome"]
     assert report["settings"]["sample_rate"] == 22050 and report["settings"]["image_size"] == SIZE
-    assert report["split"] == {"n_folds": 3, "split_seed": 0, "val_share": 0.1}    # LoadConfig's defaults
+    assert report["actor_split"] == {"n_folds": 3, "split_seed": 0, "val_share": 0.1}   # LoadConfig's defaults
     for f in range(3):
         data = loaded(cache, fold=f)
         for s in SPLITS:
-            summary = report["folds"][str(f)][s]
+            summary = report["actor_folds"][str(f)][s]
             assert summary["clips"] == len(data.splits[s]["label"])
             names = {v: k for k, v in EMOTIONS.items()}
             assert summary["labels"] == dict(sorted(Counter(names[int(x)] for x in data.splits[s]["label"]).items(),
@@ -386,7 +388,8 @@ def test_media_errors_are_data_errors(tmp_path):
 
 
 @pytest.mark.parametrize("config_cls,section,params,fragment", [
-    (LoadConfig, "data.params", {"fold": 3}, "data.params.fold=3"),
+    (LoadConfig, "data.params", {"fold": 5}, "data.params.fold=5"),
+    (LoadConfig, "data.params", {"fold": 3, "split": "actors"}, "data.params.fold=3"),
     (LoadConfig, "data.params", {"val_share": 0.0}, "data.params.val_share=0.0"),
     (LoadConfig, "data.params", {"n_folds": 1}, "data.params.n_folds=1"),
     (LoadConfig, "data.params", {"processed": "data/processed/cremad"}, "unknown key 'data.params.processed'"),
@@ -408,8 +411,8 @@ def test_paper_defaults_and_spec():
     assert cfg.root == "" and cfg.expect_complete is True
     assert (cfg.sample_rate, cfg.seconds, cfg.tile, cfg.n_fft, cfg.hop_length) == (22050, 3.0, 3, 512, 353)
     assert (cfg.n_frames, cfg.fps, cfg.image_size) == (3, 1.0, 224)
-    assert LoadConfig() == LoadConfig(prepared="data/processed/cremad", fold=0, n_folds=3, split_seed=0,
-                                      val_share=0.1)
+    assert LoadConfig() == LoadConfig(prepared="data/processed/cremad", fold=0, split="release", n_folds=3,
+                                      split_seed=0, val_share=0.1)
     assert DATASETS["cremad"] is SPEC and SPEC.root_env == "MCR_CREMAD_ROOT"
     assert dataset_modalities("cremad", {}) == ("audio", "visual")
 
@@ -424,11 +427,13 @@ def test_official_metadata_ships_as_package_data():
     meta = REPO / "mcrlib" / "data" / "cremad_meta"
     declared = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
     covered = {p for pattern in declared["mcrlib.data"] for p in (REPO / "mcrlib" / "data").glob(pattern)}
-    assert set(meta.iterdir()) == {meta / "SentenceFilenames.csv", meta / "VideoDemographics.csv", meta / "README.md"}
+    assert set(meta.iterdir()) == {meta / "SentenceFilenames.csv", meta / "VideoDemographics.csv", meta / "README.md",
+                                   meta / "release_folds.tsv"}
     assert set(meta.iterdir()) <= covered        # a non-editable install (wheel) carries them
     assert official_actors() == read_actor_table(meta / "VideoDemographics.csv")
     readme = (meta / "README.md").read_text()
     assert "ODbL" in readme and "CheyneyComputerScience/CREMA-D" in readme
+    assert "kkontras/Synergy" in readme and "0cade2339c7d" in readme   # the release folds' source and commit
 
 
 def test_real_names_match_the_layout_and_the_defect_list(real):
@@ -472,3 +477,61 @@ def test_real_folds_are_actor_disjoint_and_balanced(real):
         for fold in actor_folds(actors, 3, seed=seed, val_share=0.1):
             sexes = Counter(actors[a] for a in fold["test"])
             assert sexes["Male"] == 16 and sexes["Female"] in (14, 15)
+
+
+# ---------------------------------------------------------------- the release's folds
+def test_the_release_folds_are_the_authors_5820_clips_in_5_actor_disjoint_folds():
+    """The package's release_folds.tsv (the MCR authors' data_splits_VALV): 5,820 official clips,
+    5 folds, each actor-disjoint with 14 test actors and about 4,040 / 880 / 900 clips."""
+    from mcrlib.data.cremad_clips import RELEASE_CLIPS, release_folds
+    folds = release_folds()
+    assert len(folds) == RELEASE_CLIPS == 5820 and set(folds) <= set(official_clips())
+    for f in range(5):
+        split_of = {clip: where[f] for clip, where in folds.items()}
+        assert set(split_of.values()) == set(SPLITS)
+        actors = {s: {parse_clip(c)[0] for c, w in split_of.items() if w == s} for s in SPLITS}
+        assert not (actors["train"] & actors["val"] or actors["train"] & actors["test"] or actors["val"] & actors["test"])
+        assert len(actors["test"]) == 14 and len(actors["val"]) == 14
+        sizes = Counter(split_of.values())
+        assert 4000 <= sizes["train"] <= 4100 and 840 <= sizes["val"] <= 900 and 870 <= sizes["test"] <= 940
+        assert sum(sizes.values()) == 5820
+
+
+def test_the_default_split_is_the_release_fold_by_fold(corpus):
+    """Each kept clip of the fixture sits in the split the release gives it in every fold; the
+    clips the release leaves out are in no split, and the data report names them and why."""
+    from mcrlib.data.cremad_clips import release_folds
+    root, cache = corpus
+    assert LoadConfig().split == "release"
+    kept = set(CLIPS) - SKIPPED
+    in_release = {c for c in kept if c in release_folds()}
+    assert in_release and kept - in_release   # the fixture has clips on both sides
+    for fold in range(5):
+        where = by_clip(load_dataset("cremad", {"prepared": str(cache), "fold": fold}))
+        assert set(where) == in_release
+        assert all(where[c][0] == release_folds()[c][fold] for c in in_release)
+    report = json.loads((cache / "report.json").read_text())
+    release = report["release"]
+    assert release["clips_outside_release"] == len(kept - in_release)
+    assert set(release["outside_examples"]) == kept - in_release and "face features" in release["outside_why"]
+    assert release["release_clips_absent"] == 5820 - len(in_release)
+    assert set(report["folds"]) == {str(f) for f in range(5)} and set(report["actor_folds"]) == {"0", "1", "2"}
+
+
+@pytest.mark.parametrize("params, key", [({"split": "kfold"}, "data.params.split"),
+                                         ({"fold": 5}, "data.params.fold"),
+                                         ({"split": "actors", "fold": 3}, "data.params.fold")])
+def test_a_bad_split_or_fold_names_the_key(params, key):
+    with pytest.raises(ConfigError, match=key):
+        LoadConfig(**params)
+
+
+def test_fold_rows_of_the_whole_corpus_are_the_release_fold_sizes():
+    """Both loaders cut a fold with fold_rows: on the corpus' 7,442 clips, release fold 0 is the
+    release's 4,043 / 878 / 899 clips and the other 1,622 clips are in no split."""
+    from mcrlib.data.cremad_clips import fold_rows
+    clips = list(official_clips())
+    rows = fold_rows(LoadConfig(fold=0), clips, official_actors())
+    assert {s: len(r) for s, r in rows.items()} == {"train": 4043, "val": 878, "test": 899}
+    actors = fold_rows(LoadConfig(fold=0, split="actors"), clips, official_actors())
+    assert sum(len(r) for r in actors.values()) == 7442

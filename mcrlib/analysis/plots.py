@@ -22,6 +22,16 @@ def save_figure(fig, stem: str | Path) -> list[Path]:
     return paths
 
 
+def finish(fig, title: str = "", caption: str = ""):
+    """A figure's title, its caption drawn inside it (so a saved figure stands alone), and layout."""
+    if title:
+        fig.suptitle(title, fontsize=11.5)
+    if caption:
+        fig.text(0.01, -0.01, caption, wrap=True, fontsize=8.5, ha="left", va="top")
+    fig.tight_layout()
+    return fig
+
+
 # The references every figure marks the same way, so a reader finds them at once.
 REFERENCE_STYLES = {
     "ensemble": {"color": "#1f4e9c", "lw": 2.6, "ls": "-", "marker": "s"},
@@ -101,11 +111,7 @@ def accuracy_against(runs: pd.DataFrame, *, x: str, methods, chance: float | Non
             ax.set_xticks(values, [f"{v:g}" for v in values])
         ax.set_xlabel(xlabel)
         ax.grid(alpha=0.3)
-    fig.suptitle(title, fontsize=12)
-    if caption:
-        fig.text(0.01, -0.01, caption, wrap=True, fontsize=8.5, ha="left", va="top")
-    fig.tight_layout()
-    return fig
+    return finish(fig, title, caption)
 
 
 def profile_stamp(fig, profile: str) -> None:
@@ -145,12 +151,7 @@ def gain_bars(runs: pd.DataFrame, *, panels: dict, order, reference: str = "ense
         ax.set_title(f"{heading}\n{label(reference)} {accuracy:.1f}%; {n} units ({design})", fontsize=9)
         ax.set_ylabel(f"accuracy − {label(reference)} (points, paired)")
         ax.grid(axis="y", alpha=0.3)
-    if title:
-        fig.suptitle(title, fontsize=11)
-    if caption:
-        fig.text(0.01, -0.01, caption, wrap=True, fontsize=8.5, ha="left", va="top")
-    fig.tight_layout()
-    return fig
+    return finish(fig, title, caption)
 
 
 def competition_curves(curves: pd.DataFrame, ensemble: pd.DataFrame, *, chance: dict, label=None,
@@ -195,9 +196,4 @@ def competition_curves(curves: pd.DataFrame, ensemble: pd.DataFrame, *, chance: 
         handles += gap_ax.get_legend_handles_labels()[0]
         names += [f"gap, {n}" for n in gap_ax.get_legend_handles_labels()[1]]
         gap_ax.legend(handles, names, frameon=False, fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5))
-    if title:
-        fig.suptitle(title, fontsize=11)
-    if caption:
-        fig.text(0.01, -0.01, caption, wrap=True, fontsize=8.5, ha="left", va="top")
-    fig.tight_layout()
-    return fig
+    return finish(fig, title, caption)

@@ -118,6 +118,7 @@ def plot_drops(frame: pd.DataFrame, cell: str, methods: Sequence[str], dominant:
     std over seeds) when modality 1 and when modality 2 is missing; the dominant one hatched."""
     import matplotlib.pyplot as plt
 
+    from mcrlib.analysis.plots import finish
     label = label or (lambda m: m)
     cells = list(frame[cell].unique())
     kinds = [k for k in PERTURBATIONS if k in set(frame["perturbation"])]
@@ -153,9 +154,4 @@ def plot_drops(frame: pd.DataFrame, cell: str, methods: Sequence[str], dominant:
             ax.set_ylabel("accuracy drop (points)", fontsize=9)
             ax.grid(axis="y", alpha=0.3)
         axs[-1].legend(frameon=False, fontsize=8.5, loc="center left", bbox_to_anchor=(1.01, 0.5))  # bars stay visible
-    if title:
-        fig.suptitle(title, fontsize=11)
-    if caption:
-        fig.text(0.01, -0.01, caption, wrap=True, fontsize=8.5, ha="left", va="top")
-    fig.tight_layout()
-    return fig
+    return finish(fig, title, caption)

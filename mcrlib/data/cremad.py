@@ -39,8 +39,9 @@ PIL, as torchvision's Resize on a PIL image), stored uint8 (T, 3, H, W).
 `prepare` (PrepareConfig) writes features.pt (audio (N, 1, 257, 188) float32, visual (N, 3, 3,
 H, W) uint8, label) for every usable clip, index.json (clips, actors, settings) and report.json
 (what was skipped, padded or trimmed and why; clips/actors/labels per split of every fold of the
-default split, LoadConfig's n_folds, split_seed and val_share). `load` (LoadConfig) cuts the
-actor-disjoint fold out of the prepared folder, so the folds share one preprocessing pass.
+release's split and of the actor-table folds; which clips the release leaves out). `load`
+(LoadConfig) cuts the actor-disjoint fold out of the prepared folder, so the folds share one
+preprocessing pass.
 """
 from __future__ import annotations
 
@@ -56,9 +57,9 @@ import torch
 from mcrlib.atomic import save_torch, write_text
 from mcrlib.config import check
 from mcrlib.data import media
-from mcrlib.data.cremad_clips import (CLIP_NAME, EMOTIONS, SPLITS, actor_folds, expected_files, official_clips,
-                                      official_files, parse_clip, read_actor_table, read_clip_list, split_rows,
-                                      split_summary)
+from mcrlib.data.cremad_clips import (ACTOR_SPLIT, CLIP_NAME, EMOTIONS, SPLITS, check_split, expected_files, fold_rows,
+                                      official_clips, official_files, parse_clip, read_actor_table, read_clip_list,
+                                      split_report)
 from mcrlib.data.spec import DatasetSpec, location, resolve_root
 from mcrlib.data.tensors import TensorSplits
 from mcrlib.errors import DataError
@@ -124,18 +125,21 @@ class PrepareConfig:
 
 @dataclass(frozen=True)
 class LoadConfig:
-    """What a run reads (its data.params): the prepared folder and the fold."""
+    """What a run reads (its data.params): the prepared folder, the split and the fold.
+
+    split "release" (the default): the MCR authors' 5 actor-disjoint folds of 5,820 clips
+    (mcrlib.data.cremad_clips.release_folds; fold f is their `--fold f`, the paper's runs use
+    0-2), so a run compares with the paper fold by fold; clips the release leaves out are in no
+    split. split "actors": n_folds folds built here from the actor table (split_seed, val_share)."""
     prepared: str = location("data/processed/cremad")   # written by `prepare`
-    fold: int = 0               # which of the n_folds actor-disjoint folds
-    n_folds: int = 3
-    split_seed: int = 0         # partitions the actors; the folds are fixed by it
-    val_share: float = 0.1      # share of each fold's non-test actors held out for validation
+    fold: int = 0               # which fold of the split
+    split: str = "release"      # "release" (the authors' folds) or "actors" (built from the actor table)
+    n_folds: int = ACTOR_SPLIT["n_folds"]          # "actors" only: how many actor-disjoint folds
+    split_seed: int = ACTOR_SPLIT["split_seed"]    # "actors" only: partitions the actors, fixing the folds
+    val_share: float = ACTOR_SPLIT["val_share"]    # "actors" only: each fold's non-test actors held out for val
 
     def __post_init__(self):
-        check(self.n_folds >= 2, "data.params.n_folds", self.n_folds, "an integer >= 2")
-        check(0 <= self.fold < self.n_folds, "data.params.fold", self.fold,
-              f"an integer in [0, n_folds={self.n_folds})")
-        check(0 < self.val_share < 1, "data.params.val_share", self.val_share, "a share in (0, 1)")
+        check_split(self)
 
 
 # ---------------------------------------------------------------- the raw folder
@@ -346,13 +350,11 @@ def prepare(cfg: PrepareConfig, out_dir: str | Path, *, workers: int | None = No
     if len(kept) < n:           # torch.save writes whole storages: drop the unused tail
         audio, visual = audio[:len(kept)].clone(), visual[:len(kept)].clone()
     parsed = [parse_clip(c) for c in kept]
-    labels, clip_actors = [p[1] for p in parsed], [p[0] for p in parsed]
+    labels = [p[1] for p in parsed]
     save_torch({"audio": audio, "visual": visual, "label": torch.tensor(labels)}, out / "features.pt")
     write_text(json.dumps({"settings": _settings(cfg), "clips": kept,
                            "actors": {str(a): s for a, s in sorted(actors.items())}}, indent=0),
                out / "index.json")
-    split = LoadConfig()        # the report describes the default folds; `load` cuts any other
-    folds = actor_folds(actors, split.n_folds, split.split_seed, split.val_share)
     report = {
         "dataset": "CREMA-D", "source": SOURCE, "root": str(base), "settings": _settings(cfg),
         "clips_listed": n + len(copy.skipped), "clips_kept": len(kept), "skipped": skipped,
@@ -365,8 +367,7 @@ def prepare(cfg: PrepareConfig, out_dir: str | Path, *, workers: int | None = No
         "audio_longer_than_window": n_cut,
         "known_defects": {c: {"readme": why, "outcome": outcome.get(c, "not in this copy")}
                           for c, why in KNOWN_DEFECTS.items()},
-        "split": {"n_folds": split.n_folds, "split_seed": split.split_seed, "val_share": split.val_share},
-        "folds": split_summary(labels, clip_actors, folds),
+        **split_report(labels, kept, actors),
     }
     write_text(json.dumps(report, indent=1), out / "report.json")
     return out
@@ -382,9 +383,8 @@ def load(cfg: LoadConfig) -> TensorSplits:
                         f"run `python -m mcrlib.data.prepare cremad` (dvc repro prepare@cremad) first")
     index = json.loads((folder / "index.json").read_text())
     actors = {int(a): s for a, s in index["actors"].items()}
-    folds = actor_folds(actors, cfg.n_folds, cfg.split_seed, cfg.val_share)
     feats = torch.load(folder / "features.pt", mmap=True, weights_only=True)
-    rows = split_rows([parse_clip(c)[0] for c in index["clips"]], folds[cfg.fold])
+    rows = fold_rows(cfg, index["clips"], actors)
     splits = {}
     for s in SPLITS:
         idx = torch.tensor(rows[s], dtype=torch.long)

@@ -80,7 +80,98 @@ def official_files() -> frozenset[str]:
     return frozenset(f for c in official_clips() for f in expected_files(c))
 
 
-# ---------------------------------------------------------------- folds
+# ---------------------------------------------------------------- the release's folds
+RELEASE_FOLDS = 5
+RELEASE_CLIPS = 5820
+
+
+@functools.cache
+def release_folds() -> dict[str, tuple[str, ...]]:
+    """The MCR authors' CREMA-D split (package data `release_folds.tsv`, from their
+    data_splits_VALV): clip stem -> its split (train/val/test) in each of the 5 folds. Fold f is
+    the release's key f + 1, as its `--fold f` reads it. Only the release's 5,820 clips appear."""
+    with resources.as_file(_official_file("release_folds.tsv")) as path:
+        with open(path, newline="") as fh:
+            rows = list(csv.DictReader(fh, delimiter="\t"))
+    columns = [f"fold{f + 1}" for f in range(RELEASE_FOLDS)]
+    return {r["clip"]: tuple(r[c] for c in columns) for r in rows}
+
+
+def release_split_rows(clips: list[str], fold: int) -> dict[str, list[int]]:
+    """Row numbers of each split of release fold `fold`, given each row's clip stem; a clip the
+    release does not list is in no split (see `outside_release`)."""
+    assignment = release_folds()
+    rows = {s: [] for s in SPLITS}
+    for i, clip in enumerate(clips):
+        if clip in assignment:
+            rows[assignment[clip][fold]].append(i)
+    return rows
+
+
+def outside_release(clips: list[str]) -> dict:
+    """Which of a prepared corpus' clips the release's folds leave out, and which release clips
+    the corpus lacks, with why (for the data report)."""
+    assignment = release_folds()
+    kept = set(clips)
+    outside = [c for c in clips if c not in assignment]
+    absent = sorted(set(assignment) - kept)
+    return {"release_clips": len(assignment), "clips_in_release": len(clips) - len(outside),
+            "clips_outside_release": len(outside), "outside_examples": outside[:10],
+            "outside_why": "the release keeps a clip only where its WAV, its 1-fps frames and its face features all "
+                           "exist (its preprocessing found no face, or no frames, in the others); these clips are "
+                           "in no split of the release folds",
+            "release_clips_absent": len(absent), "absent_examples": absent[:10],
+            "absent_why": "listed by the release but not prepared from this copy (missing from the copy, or "
+                          "skipped by prepare: see `skipped`); its folds are smaller by these clips"}
+
+
+def release_summary(labels: list[int], clips: list[str]) -> dict:
+    """Per release fold and split: clips, actors and clips per emotion (the data report's `folds`)."""
+    names = {v: k for k, v in EMOTIONS.items()}
+    summary = {}
+    for f in range(RELEASE_FOLDS):
+        rows = release_split_rows(clips, f)
+        summary[str(f)] = {s: {"clips": len(rows[s]), "actors": sorted({parse_clip(clips[i])[0] for i in rows[s]}),
+                               "labels": {names[k]: n for k, n in sorted(Counter(labels[i] for i in rows[s]).items())}}
+                           for s in SPLITS}
+    return summary
+
+
+# the loaders' defaults for split "actors" (cremad's and cremad_faces' LoadConfig)
+ACTOR_SPLIT = {"n_folds": 3, "split_seed": 0, "val_share": 0.1}
+
+
+def check_split(cfg) -> None:
+    """The split fields of a CREMA-D LoadConfig (cremad's and cremad_faces'), one validation path."""
+    check(cfg.split in ("release", "actors"), "data.params.split", cfg.split,
+          "'release' (the MCR authors' 5 folds) or 'actors' (n_folds folds from the actor table)")
+    check(cfg.n_folds >= 2, "data.params.n_folds", cfg.n_folds, "an integer >= 2")
+    folds = RELEASE_FOLDS if cfg.split == "release" else cfg.n_folds
+    check(0 <= cfg.fold < folds, "data.params.fold", cfg.fold,
+          f"an integer in [0, {folds})" + (" (the release has 5 folds)" if cfg.split == "release" else
+                                           f" (n_folds={cfg.n_folds})"))
+    check(0 < cfg.val_share < 1, "data.params.val_share", cfg.val_share, "a share in (0, 1)")
+
+
+def fold_rows(cfg, clips: list[str], actors: dict[int, str]) -> dict[str, list[int]]:
+    """Row numbers of each split of the fold `cfg` names, for a prepared folder's clips."""
+    if cfg.split == "release":
+        return release_split_rows(clips, cfg.fold)
+    folds = actor_folds(actors, cfg.n_folds, cfg.split_seed, cfg.val_share)
+    return split_rows([parse_clip(c)[0] for c in clips], folds[cfg.fold])
+
+
+def split_report(labels: list[int], clips: list[str], actors: dict[int, str]) -> dict:
+    """The data report's account of the splits: the release's folds (the default) with the clips it
+    leaves out, and the actor-table folds of the loaders' defaults (ACTOR_SPLIT)."""
+    folds = actor_folds(actors, ACTOR_SPLIT["n_folds"], ACTOR_SPLIT["split_seed"], ACTOR_SPLIT["val_share"])
+    return {"split": "release (the MCR authors' data_splits_VALV; mcrlib/data/cremad_meta/README.md)",
+            "release": outside_release(clips), "folds": release_summary(labels, clips),
+            "actor_split": ACTOR_SPLIT, "actor_folds": split_summary(labels, [parse_clip(c)[0] for c in clips], folds)}
+
+
+
+# ---------------------------------------------------------------- folds from the actor table
 def actor_folds(actors: dict[int, str], n_folds: int = 3, seed: int = 0,
                 val_share: float = 0.1) -> list[dict[str, list[int]]]:
     """Per fold, the train/val/test actor ids. The actors are shuffled by `seed`, grouped by

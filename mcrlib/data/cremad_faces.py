@@ -3,7 +3,7 @@ descriptors (paper appendix A.3 and the release).
 
 The copy of the corpus is found and checked as mcrlib.data.cremad does (`locate`: the same
 layout, root data.cremad_faces.root, else $MCR_CREMAD_ROOT, the official clip list, expect_complete,
-skipped and unexpected names), and the folds are the same actor-disjoint folds (`actor_folds`).
+skipped and unexpected names), and the folds are cremad's (the release's by default).
 
     python -m mcrlib.data.prepare cremad_faces     # params: data.cremad_faces
 
@@ -41,7 +41,8 @@ from mcrlib.atomic import save_torch, write_text
 from mcrlib.config import check
 from mcrlib.data import media
 from mcrlib.data.cremad import KNOWN_DEFECTS, LAYOUT, ROOT_ENV, SOURCE, locate
-from mcrlib.data.cremad_clips import EMOTIONS, SPLITS, actor_folds, expected_files, parse_clip, split_rows, split_summary
+from mcrlib.data.cremad_clips import (ACTOR_SPLIT, EMOTIONS, SPLITS, check_split, expected_files, fold_rows, parse_clip,
+                                      split_report)
 from mcrlib.data.face_features import FACE_SIZE, N_FEATURES, FacePipeline
 from mcrlib.data.spec import DatasetSpec, location, resolve_root
 from mcrlib.data.tensors import TensorSplits
@@ -91,18 +92,17 @@ class PrepareConfig:
 
 @dataclass(frozen=True)
 class LoadConfig:
-    """What a run reads (its data.params): the prepared folder and the fold (cremad's folds)."""
+    """What a run reads (its data.params): the prepared folder, the split and the fold, as cremad's
+    (split "release", the default: the MCR authors' 5 folds; "actors": folds from the actor table)."""
     prepared: str = location("data/processed/cremad_faces")   # written by `prepare`
     fold: int = 0
-    n_folds: int = 3
-    split_seed: int = 0
-    val_share: float = 0.1
+    split: str = "release"
+    n_folds: int = ACTOR_SPLIT["n_folds"]
+    split_seed: int = ACTOR_SPLIT["split_seed"]
+    val_share: float = ACTOR_SPLIT["val_share"]
 
     def __post_init__(self):
-        check(self.n_folds >= 2, "data.params.n_folds", self.n_folds, "an integer >= 2")
-        check(0 <= self.fold < self.n_folds, "data.params.fold", self.fold,
-              f"an integer in [0, n_folds={self.n_folds})")
-        check(0 < self.val_share < 1, "data.params.val_share", self.val_share, "a share in (0, 1)")
+        check_split(self)
 
 
 # ---------------------------------------------------------------- one clip
@@ -242,15 +242,12 @@ def prepare(cfg: PrepareConfig, out_dir: str | Path, *, progress: bool = True,
                       stacklevel=2)
     if len(kept) < n:           # torch.save writes whole storages: drop the unused tail
         audio, visual, n_frames = (x[:len(kept)].clone() for x in (audio, visual, n_frames))
-    parsed = [parse_clip(c) for c in kept]
-    labels, clip_actors = [p[1] for p in parsed], [p[0] for p in parsed]
+    labels = [parse_clip(c)[1] for c in kept]
     save_torch({"audio": audio, "visual": visual, "n_frames": n_frames, "label": torch.tensor(labels)},
                out / "features.pt")
     write_text(json.dumps({"settings": _settings(cfg), "clips": kept,
                            "actors": {str(a): s for a, s in sorted(actors.items())}}, indent=0),
                out / "index.json")
-    split = LoadConfig()
-    folds = actor_folds(actors, split.n_folds, split.split_seed, split.val_share)
     report = {
         "dataset": "CREMA-D faces", "source": SOURCE, "root": str(base), "settings": _settings(cfg),
         "clips_listed": n + len(copy.skipped), "clips_kept": len(kept), "skipped": skipped,
@@ -260,8 +257,7 @@ def prepare(cfg: PrepareConfig, out_dir: str | Path, *, progress: bool = True,
         "audio_padded": len(padded_audio), "audio_cut": cut_audio,
         "known_defects": {c: {"readme": why, "outcome": outcome.get(c, "not in this copy")}
                           for c, why in KNOWN_DEFECTS.items()},
-        "split": {"n_folds": split.n_folds, "split_seed": split.split_seed, "val_share": split.val_share},
-        "folds": split_summary(labels, clip_actors, folds),
+        **split_report(labels, kept, actors),
     }
     write_text(json.dumps(report, indent=1), out / "report.json")
     return out
@@ -300,9 +296,8 @@ def load(cfg: LoadConfig) -> TensorSplits:
                         f"run `python -m mcrlib.data.prepare cremad_faces` (dvc repro prepare@cremad_faces) first")
     index = json.loads((folder / "index.json").read_text())
     actors = {int(a): s for a, s in index["actors"].items()}
-    folds = actor_folds(actors, cfg.n_folds, cfg.split_seed, cfg.val_share)
     feats = torch.load(folder / "features.pt", mmap=True, weights_only=True)
-    rows = split_rows([parse_clip(c)[0] for c in index["clips"]], folds[cfg.fold])
+    rows = fold_rows(cfg, index["clips"], actors)
     splits, n_frames = {}, {}
     for s in SPLITS:
         idx = torch.tensor(rows[s], dtype=torch.long)

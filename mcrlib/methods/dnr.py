@@ -35,12 +35,18 @@ Defaults and sources:
     joint training; short runs need reinit_epoch set in the study's params (about 2/9 of
     max_epochs keeps the official schedule's shape: 20, 40, 60 of 90).
 
+Optimiser: the official code trains with SGD (momentum 0.9, weight decay 1e-4, lr 2e-3, step
+decay); here every method shares the study's optimiser (Adam in the quick profile), so that all
+methods have one budget.
+
+Timing, as the official code: the diagnosis and re-initialisation run after the epoch's
+validation (on_epoch_end): the official GeWu-Lab code re-initialises after its per-epoch
+evaluation and checkpointing, so the epoch's record and selection see the trained model and the
+re-initialised one is first validated after the next epoch. (BalanceMM's port diagnoses before
+the epoch's validation instead.) The re-init lands before the epoch's checkpoint here, so a
+resumed run is exact.
+
 Deviations from the reference code:
-  * Timing: BalanceMM diagnoses after the epoch's training loop and *before* its validation, so
-    that epoch's validation score (and model selection) sees the re-initialised model. Here it
-    runs in on_epoch_end, after validation: the epoch's record and selection see the trained model,
-    the re-initialised one is first validated after the next epoch. The re-init lands before the
-    epoch's checkpoint, so a resumed run is exact.
   * Re-initialised parameters: every parameter of `model.encoders[m]` (BalanceMM: every
     parameter whose name contains the modality). Buffers (batch norm statistics), the heads, the
     fusion and the optimizer state are left as they are, as in BalanceMM.

@@ -22,6 +22,11 @@ Defaults and sources:
   The loss weights are 1 (official `loss = loss_mm + loss_a + loss_v`); there is no window
   (the official applies the rule at every step).
 
+Optimiser: the official code trains with SGD (momentum 0.9, weight decay 1e-4, lr 2e-3, step
+decay); here every method shares the study's optimiser (Adam in the quick profile), so that all
+methods have one budget. With Adam the rescale to the naive norm matters less: Adam normalises
+each parameter's step by its own running gradient scale.
+
 Deviations from the reference code:
   * Two backward passes (grad of L_mm, grad of sum_m L_m) instead of one per loss plus one of the
     total: encoder m reaches only L_mm and L_m, so the encoder-m part of grad sum_m L_m is exactly
@@ -30,8 +35,9 @@ Deviations from the reference code:
   * Two or more modalities: each encoder has its own pair (L_mm, L_m) (the reference: audio and
     visual only). Encoder m is `model.encoders[m]` (reference: parameter names containing
     'audio'/'visual' and not 'head').
-  * Where d_t = 0 the tensor gets no gradient (a Pareto-stationary point for it): the reference
-    divides 0 by 0 and writes NaN.
+  * Where d_t = 0 the tensor gets no gradient (a Pareto-stationary point for it). The reference
+    writes NaN there only when the summed gradient is not 0 (n0 / ||d_t|| = n0 / 0); where neither
+    loss gives the tensor a gradient (n0 = 0 too) it gives 0, as here.
   * Regression (no reference): every loss is L1.
   * The branch test is on the dot product (same sign as the cosine) and the solver's weights are
     computed on the device, without the reference's `.cpu()` per dot product (host syncs).

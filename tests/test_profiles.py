@@ -72,6 +72,8 @@ def test_the_paper_profile_is_its_former_full_copy():
         spec = expected[section]["datasets"]["AV-Digits"]
         expected[section]["datasets"]["AV-Digits"] = {**{k: v for k, v in spec.items() if k != "calibrated"},
                                                       "params": {"test_images": 5}, "calibrated": spec["calibrated"]}
+    # ... and ConFu's section (issue 26), new after the refactor: the base's, under the paper's name
+    expected["confu"] = {**base["confu"], "profile": "paper"}
     merged = load_profile("paper", ROOT)
     for key in ("equivalence_margin", "primary", "counts_before"):
         expected["report"][key] = merged["report"][key]

@@ -244,3 +244,16 @@ def paired_table(results: pd.DataFrame, *, comparisons=(("confu", "pairwise"), (
                 rows.append({**dict(zip(cells, key)), **compare(part, method=method, reference=reference,
                                                                 value="value", units=units, block=block)})
     return pd.DataFrame(rows)
+
+
+def summary_table(results: pd.DataFrame, *, scale: float = 100.0, digits: int = 1) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(means, text): rows (dataset, family, task, metric) in order of appearance, columns the
+    methods; `means` the mean over units (fractions), `text` "mean ± std" (in percent by default)."""
+    rows = ["dataset", "family", "task", "metric"]
+    stats = results.groupby([*rows, "method"], sort=False)["value"].agg(["mean", "std"]).reset_index()
+    stats["text"] = [f"{m * scale:.{digits}f} ± {0 if pd.isna(s) else s * scale:.{digits}f}"
+                     for m, s in zip(stats["mean"], stats["std"])]
+    order = list(dict.fromkeys(map(tuple, results[rows].itertuples(index=False))))
+    methods = [m for m in METHODS if m in set(results["method"])]
+    shape = lambda column: stats.pivot(index=rows, columns="method", values=column).reindex(order)[methods]
+    return shape("mean"), shape("text")

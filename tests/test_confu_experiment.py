@@ -101,3 +101,14 @@ def test_no_confu_module_is_in_a_run_key():
             modules |= set(closure([RUN_LAYER, METHODS.module_name(method), DATASETS.module_name(dataset)]))
     assert "mcrlib.runs" in modules and "mcrlib.losses" in modules
     assert not any(m.startswith("mcrlib.confu") or m == "mcrlib.losses.higher_order" for m in modules)
+
+
+def test_summary_table_gives_mean_and_std_per_task_and_method():
+    from mcrlib.confu.experiment import summary_table
+    rows = [{"dataset": "XOR", "method": m, "fold": 0, "seed": s, "family": "retrieval", "task": "x1 → x3",
+             "metric": "R@1", "value": v} for m, values in (("symile", (0.5, 0.7)), ("confu", (0.2, 0.4)))
+            for s, v in enumerate(values)]
+    means, text = summary_table(pd.DataFrame(rows, columns=COLUMNS))
+    assert list(means.columns) == ["confu", "symile"]                  # the family's order, not the frame's
+    assert means.loc[("XOR", "retrieval", "x1 → x3", "R@1")].tolist() == pytest.approx([0.3, 0.6])
+    assert text.loc[("XOR", "retrieval", "x1 → x3", "R@1"), "confu"] == "30.0 ± 14.1"

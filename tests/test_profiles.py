@@ -11,7 +11,7 @@ from mcrlib.profiles import (BASE_PROFILE, ProfileLoader, apply_calibration, fig
                              merge, profile_names, results_root)
 
 ROOT = Path(__file__).resolve().parents[1]
-SECTIONS = {"synthetic", "data", "calibrate", "benchmarks", "competition", "error_analysis", "ablations", "report"}
+SECTIONS = {"synthetic", "data", "calibrate", "benchmarks", "competition", "error_analysis", "ablations", "report", "confu"}
 # The one module of mcrlib/studies that every study may import: what every study does (search,
 # runs through the cache). three_modal is the synthetic study's own three-modality case, configured
 # inside its section (synthetic.three_modal), so synthetic may import it; nothing imports back.

@@ -103,7 +103,8 @@ def bars(ax, results, rows, title, chance=None):
                label=method)
     if chance is not None:
         ax.axhline(100 * chance, color="0.3", ls="--", lw=1, label="chance")
-    ax.set_xticks(range(len(rows)), [f"{t}\n[{m}]" for t, m in rows], fontsize=7.5)
+    # one line per side of the arrow, so neighbouring labels never overlap
+    ax.set_xticks(range(len(rows)), [f"{t.replace(' → ', chr(10) + '→ ')}\n[{m}]" for t, m in rows], fontsize=7.5)
     ax.set(title=title, ylabel="%", ylim=(0, 100))
     ax.grid(axis="y", alpha=0.3)
     ax.legend(frameon=False, fontsize=8)

@@ -56,6 +56,13 @@ SKIP_DATA = {"avdigits"}
 SKIP_ENTRIES = {"AV-Digits"}     # the quick profile's dataset: measured by benchmarks/cost.py already
 # Samples per training step (the paper's batch is larger: the CSV scales FLOPs and memory to it).
 BATCH = {"default": 2, "Conformer": 1, "Video Swin-T": 1, "Transformer": 32}
+ORDER = ("joint", "mcr")
+# Seconds of training steps per dataset entry, by family, after which its remaining runs are rows
+# 'not run' (their FLOPs are extrapolated by benchmarks.paper_cost from joint training and the
+# method's ratio to it where measured). The reference entries run every method: the ratios.
+# Budget 0: joint training only (a pretrained-family step takes minutes on 2 shared cores).
+BUDGET_S = {"ResNet-18": 150.0, "Transformer": 60.0, "Conformer": 0.0, "Video Swin-T": 0.0}
+REFERENCE_ENTRIES = ("CREMA-D", "MOSI V-T")
 
 # The real checkpoints' configs (their config.json on the Hugging Face hub), minus the weights.
 PRETRAINED = {
@@ -192,11 +199,14 @@ def prepare_all(raw: dict[str, Path], out: Path, settings: dict[str, dict], prog
 # ---------------------------------------------------------------- training steps
 def method_list(study, label: str) -> list[tuple[str, dict]]:
     """(method, extra params) of every run the benchmarks train or compose on entry `label`:
-    the unimodal runs first (one per modality), then the section's methods in order."""
+    joint training and MCR first (what a budget must not cut), the unimodal runs (one per
+    modality), then the section's other methods in order."""
     from mcrlib.data import dataset_modalities
     spec = study.datasets[label]
     modalities = dataset_modalities(spec["name"], spec.get("params", {}))
-    return [("unimodal", {"modality": m}) for m in modalities] + [(m, {}) for m in study.methods]
+    first = [m for m in ORDER if m in study.methods]
+    return ([(m, {}) for m in first] + [("unimodal", {"modality": m}) for m in modalities]
+            + [(m, {}) for m in study.methods if m not in first])
 
 
 def batch_of(data, n: int, seed: int = 0) -> dict:
@@ -259,9 +269,13 @@ def measure_run(study, label: str, method: str, extra: dict, batch_size: int) ->
 
 
 def run_steps(study, batch: dict | None = None, budget_s: float | None = None, only: list[str] | None = None,
-              methods: list[str] | None = None, progress: bool = True) -> pd.DataFrame:
+              methods: list[str] | None = None, progress: bool = True, reuse: pd.DataFrame | None = None,
+              partial: Path | None = None) -> pd.DataFrame:
     """One row per (dataset entry, method): see the module docstring. `budget_s`: a wall-clock
-    budget per dataset entry; the runs after it are rows with status 'not run: budget'."""
+    budget per dataset entry (default BUDGET_S by family); the runs after it are rows with status
+    'not run: ...'. `reuse`: an earlier steps table whose measured rows are kept instead of
+    measured again (column `source` says so). `partial`: the rows so far are written there after
+    each run, so an interrupted rehearsal keeps what it measured."""
     from tqdm.auto import tqdm
     batch = {**BATCH, **(batch or {})}
     labels = [l for l in study.datasets if not only or l in only]
@@ -274,11 +288,18 @@ def run_steps(study, batch: dict | None = None, budget_s: float | None = None, o
         b = min(paper_batch, batch.get(family, batch["default"]))
         name = method if method != "unimodal" else f"unimodal:{extra['modality']}"
         started.setdefault(label, time.perf_counter())
+        earlier = None if reuse is None else reuse[(reuse["dataset"] == label) & (reuse["method"] == name)
+                                                   & reuse["status"].eq("ok")]
+        if earlier is not None and len(earlier):
+            rows.append({**earlier.iloc[0].to_dict(), "source": f"reused: {earlier.iloc[0].get('source', 'earlier run')}"})
+            continue
         row = {"dataset": label, "data": study.datasets[label]["name"], "family": family, "method": name,
                "backbone": _backbone(study, label), "batch_measured": b, "batch_paper": paper_batch,
                "threads": torch.get_num_threads()}
-        if budget_s is not None and time.perf_counter() - started[label] > budget_s:
-            row["status"] = f"not run: the dataset's budget of {budget_s:.0f} s was spent"
+        limit = budget_s if budget_s is not None else (None if label in REFERENCE_ENTRIES else BUDGET_S.get(family))
+        first_run = not any(r["dataset"] == label for r in rows)     # always measured
+        if limit is not None and not first_run and time.perf_counter() - started[label] > limit:
+            row["status"] = f"not run: the entry's budget of {limit:.0f} s of steps was spent"
         else:
             row["loadavg_1m"], row["loadavg_5m"], _ = (round(x, 2) for x in os.getloadavg())
             try:
@@ -286,7 +307,10 @@ def run_steps(study, batch: dict | None = None, budget_s: float | None = None, o
             except Exception as err:
                 row["status"] = f"error: {type(err).__name__}: {err}"[:300]
                 traceback.print_exc()
+        row["source"] = f"this run ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})"
         rows.append(row)
+        if partial is not None:
+            write_csv(_with_paper_batch(pd.DataFrame(rows)), partial)
         if progress:
             tqdm.write(f"{label:24s} {name:20s} {row.get('status', '')[:40]:40s} "
                        f"{row.get('time_per_step_s', float('nan')):8.2f} s "
@@ -333,10 +357,12 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--work", type=Path, default=None, help="fabricated and prepared data (default: a temp dir)")
-    parser.add_argument("--budget", type=float, default=None, help="seconds of training steps per dataset entry")
+    parser.add_argument("--budget", type=float, default=None,
+                        help="seconds of training steps per dataset entry (default: BUDGET_S by family)")
     parser.add_argument("--only", nargs="*", help="dataset entries (labels) to train")
     parser.add_argument("--methods", nargs="*", help="methods to train (unimodal: the unimodal runs)")
     parser.add_argument("--skip-prepare-csv", action="store_true", help="keep the existing prepare.csv")
+    parser.add_argument("--reuse", type=Path, help="an earlier steps.csv whose measured rows are kept")
     args = parser.parse_args(argv)
     from benchmarks.fabricate import fabricate
     work = args.work or Path(tempfile.mkdtemp(prefix="paper_rehearsal_"))
@@ -350,7 +376,9 @@ def main(argv=None) -> None:
     study = benchmark_study({name: work / "processed" / name for name in prepared["dataset"]})
     with _BackboneCache():
         steps = run_steps(study, budget_s=args.budget, only=args.only,
-                          methods=[m.split(":")[0] for m in args.methods] if args.methods else None)
+                          methods=[m.split(":")[0] for m in args.methods] if args.methods else None,
+                          reuse=pd.read_csv(args.reuse) if args.reuse else None,
+                          partial=args.out / "steps.partial.csv")
     out = args.out / "steps.csv"
     if args.only or args.methods:    # a partial rerun replaces its own rows only
         if out.is_file():
@@ -358,7 +386,15 @@ def main(argv=None) -> None:
             keep = ~old.set_index(["dataset", "method"]).index.isin(steps.set_index(["dataset", "method"]).index)
             steps = pd.concat([old[keep], steps], ignore_index=True)
     write_csv(steps, out)
-    print(f"rehearsal wall time: {time.perf_counter() - wall:.0f} s; {out}")
+    (args.out / "steps.partial.csv").unlink(missing_ok=True)
+    seconds = time.perf_counter() - wall
+    from mcrlib.atomic import write_text
+    write_text(json.dumps({"wall_s": round(seconds), "finished": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                           "loadavg_at_end": os.getloadavg(), "torch_threads": torch.get_num_threads(),
+                           "cpus": os.cpu_count(), "torch": torch.__version__,
+                           "nice": os.nice(0), "args": {k: str(v) for k, v in vars(args).items()}}, indent=1),
+               args.out / "run.json")
+    print(f"rehearsal wall time: {seconds:.0f} s; {out}")
     if args.work is None:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -32,6 +32,7 @@ prepare.csv) and the prepare time on this machine's CPU, extrapolated the same w
 from __future__ import annotations
 
 import argparse
+import json
 import math
 from pathlib import Path
 
@@ -137,7 +138,7 @@ def benchmarks_cost(steps: pd.DataFrame, study, utilisation: float = UTILISATION
             per_sample_forward = per_step / batch / 3
             flops += runs * epochs * (batches * per_step + n_val * per_sample_forward)
             train_steps += runs * epochs * batches
-        row = {"dataset": label, "data": spec["name"], "family": study.family(label),
+        row = {"stage": "benchmarks", "dataset": label, "data": spec["name"], "family": study.family(label),
                "runs": sum(counts.values()), "epochs_max": epochs, "batch": batch, "train_samples": round(n_train),
                "batches_per_epoch": batches, "train_steps": int(train_steps), "pflops": flops / 1e15}
         for gpu, peak in PEAK_TFLOPS.items():
@@ -148,6 +149,76 @@ def benchmarks_cost(steps: pd.DataFrame, study, utilisation: float = UTILISATION
         row["methods_extrapolated"] = ", ".join(m for m in counts if m in here.index and here.loc[m, "extrapolated"])
         row["methods_unknown"] = ", ".join(unknown)
         rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _gpu_hours(row: dict, flops: float, utilisation: float) -> dict:
+    for gpu, peak in PEAK_TFLOPS.items():
+        row[f"gpu_hours_{gpu}"] = flops / (peak * 1e12 * utilisation) / 3600
+    return row
+
+
+def ablations_cost(steps: pd.DataFrame, ablations, utilisation: float = UTILISATION) -> pd.DataFrame:
+    """The ablations stage on the real datasets: per entry and seed, each distinct MCR variant
+    (variants equal to the base are the benchmarks' MCR run, and the joint / unimodal reference
+    rows the benchmarks' runs: shared, not counted). A variant measured on the reference entry
+    (paper_rehearsal.ABLATION_VARIANTS) costs MCR's step there times its measured ratio to MCR;
+    every other variant MCR's step."""
+    from benchmarks.paper_rehearsal import ABLATION, ABLATION_ENTRIES
+    steps = step_flops(steps)
+    ok = steps[steps["status"].eq("ok")]
+    known = steps[steps["flops_per_step_paper_batch"].notna()]     # measured or extrapolated
+    mcr = known[known["method"].eq("mcr")].set_index("dataset")["flops_per_step_paper_batch"]
+    ratios = {}
+    for entry in ABLATION_ENTRIES:
+        for _, r in ok[(ok["dataset"] == entry) & ok["method"].str.startswith(ABLATION)].iterrows():
+            ratios[r["method"][len(ABLATION):]] = r["flops_per_step_paper_batch"] / mcr[entry]
+    rows = []
+    for label, spec in ablations.datasets.items():
+        if label not in mcr.index:
+            continue
+        config = ablations.run_config("joint", label, ablations.seeds[0])
+        epochs, batch = config.train.max_epochs, config.train.batch_size
+        n_train, n_val, _ = split_sizes(spec["name"], spec.get("folds"))
+        batches = math.floor(n_train / batch)
+        groups: dict[str, list[str]] = {}
+        for key in ablations.variants():
+            setting = json.dumps(ablations.overrides(key, label), sort_keys=True)
+            if setting != "{}":
+                groups.setdefault(setting, []).append(key)
+        flops = 0.0
+        for keys in groups.values():
+            ratio = next((ratios[k] for k in keys if k in ratios), 1.0)
+            per_step = mcr[label] * ratio
+            flops += len(ablations.seeds) * epochs * (batches * per_step + n_val * per_step / batch / 3)
+        runs = len(groups) * len(ablations.seeds)
+        rows.append(_gpu_hours({"stage": "ablations", "dataset": label, "runs": runs, "epochs_max": epochs,
+                                "batch": batch, "train_steps": runs * epochs * batches, "pflops": flops / 1e15},
+                               flops, utilisation))
+    return pd.DataFrame(rows)
+
+
+def competition_cost(steps: pd.DataFrame, study, competition: dict, utilisation: float = UTILISATION) -> pd.DataFrame:
+    """The competition stage (Figure 6): its methods x seeds on every benchmarks entry, runs of
+    their own (features recorded, the test split evaluated every epoch)."""
+    steps = step_flops(steps)
+    known = steps[steps["flops_per_step_paper_batch"].notna()]     # measured or extrapolated
+    rows = []
+    for label, spec in study.datasets.items():
+        here = known[known["dataset"] == label].set_index("method")["flops_per_step_paper_batch"]
+        methods = [m for m in competition["methods"] if m in here.index]
+        if not methods:
+            continue
+        config = study.run_config("joint", label, study.seeds[0])
+        epochs, batch = config.train.max_epochs, config.train.batch_size
+        n_train, n_val, n_test = split_sizes(spec["name"], spec.get("folds"))
+        batches = math.floor(n_train / batch)
+        flops = sum(len(competition["seeds"]) * epochs * (batches * here[m] + (n_val + n_test) * here[m] / batch / 3)
+                    for m in methods)
+        runs = len(methods) * len(competition["seeds"])
+        rows.append(_gpu_hours({"stage": "competition", "dataset": label, "runs": runs, "epochs_max": epochs,
+                                "batch": batch, "train_steps": runs * epochs * batches, "pflops": flops / 1e15},
+                               flops, utilisation))
     return pd.DataFrame(rows)
 
 
@@ -171,26 +242,30 @@ def prepare_cost(prepare: pd.DataFrame, study) -> pd.DataFrame:
 
 
 def markdown(bench: pd.DataFrame, prep: pd.DataFrame, utilisation: float = UTILISATION) -> str:
-    b = bench.copy()
-    total = {"dataset": "**total**", "runs": b["runs"].sum(), "train_steps": b["train_steps"].sum(),
-             "pflops": b["pflops"].sum(), **{f"gpu_hours_{g}": b[f"gpu_hours_{g}"].sum() for g in PEAK_TFLOPS},
-             "peak_memory_gib_paper_batch": b["peak_memory_gib_paper_batch"].max()}
-    b = pd.concat([b, pd.DataFrame([total])], ignore_index=True)
-    lines = [f"**Benchmarks stage (ESTIMATE)** at {utilisation:.0%} utilisation of the bf16 dense peak, "
-             "epochs at their maximum (early stopping only lowers them):", "",
-             "| dataset | runs | epochs | batch | steps | PFLOP | A100 GPU-h | H100 GPU-h | peak memory (GiB) |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for _, r in b.iterrows():
-        epochs = "" if pd.isna(r.get("epochs_max")) else int(r["epochs_max"])
-        batch = "" if pd.isna(r.get("batch")) else int(r["batch"])
-        lines.append(f"| {r['dataset']} | {int(r['runs'])} | {epochs} | {batch} | {int(r['train_steps']):,} | "
-                     f"{r['pflops']:,.0f} | {r['gpu_hours_A100']:,.1f} | {r['gpu_hours_H100 SXM']:,.1f} | "
-                     f"{r['peak_memory_gib_paper_batch']:.1f} |")
-    lines += ["", "**Prepared data (ESTIMATE)**, extrapolated from the rehearsal's bytes and seconds per sample:", "",
-              "| dataset | full samples | prepared (GiB) | prepare, CPU-hours on the 2-core rehearsal machine |",
+    """The README's tables: GPU-hours per stage and dataset, then the prepared data."""
+    g = list(PEAK_TFLOPS)
+    lines = [f"GPU training (ESTIMATE): FLOPs counted on the rehearsal's steps, at {utilisation:.0%} of the bf16 "
+             "dense peak (A100 312, H100 SXM 989 TFLOP/s), every run at its maximum epochs (early stopping "
+             "only lowers them):", "",
+             "| stage | dataset | runs | epochs | batch | steps | PFLOP | A100 GPU-h | H100 GPU-h | peak memory/run (GiB) |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for stage, part in bench.groupby("stage", sort=False):
+        for _, r in part.iterrows():
+            memory = r.get("peak_memory_gib_paper_batch", float("nan"))
+            lines.append(f"| {stage} | {r['dataset']} | {int(r['runs'])} | {int(r['epochs_max'])} | {int(r['batch'])} | "
+                         f"{int(r['train_steps']):,} | {r['pflops']:,.0f} | {r[f'gpu_hours_{g[0]}']:,.1f} | "
+                         f"{r[f'gpu_hours_{g[1]}']:,.1f} | {'' if pd.isna(memory) else f'{memory:.1f}'} |")
+        lines.append(f"| **{stage}** | **all** | {int(part['runs'].sum())} | | | {int(part['train_steps'].sum()):,} | "
+                     f"{part['pflops'].sum():,.0f} | **{part[f'gpu_hours_{g[0]}'].sum():,.0f}** | "
+                     f"**{part[f'gpu_hours_{g[1]}'].sum():,.0f}** | |")
+    lines.append(f"| **total** | | {int(bench['runs'].sum())} | | | {int(bench['train_steps'].sum()):,} | "
+                 f"{bench['pflops'].sum():,.0f} | **{bench[f'gpu_hours_{g[0]}'].sum():,.0f}** | "
+                 f"**{bench[f'gpu_hours_{g[1]}'].sum():,.0f}** | |")
+    lines += ["", "Prepared data (ESTIMATE), the rehearsal's bytes and seconds per sample times the full datasets:", "",
+              "| prepare stage | full samples | prepared (GiB) | CPU-hours on the rehearsal's 2 busy cores |",
               "|---|---:|---:|---:|"]
     for _, r in prep.iterrows():
-        lines.append(f"| {r['dataset']} | {r['full_samples']:,} | {r['prepared_gib']:.1f} | "
+        lines.append(f"| prepare@{r['dataset']} | {r['full_samples']:,} | {r['prepared_gib']:.1f} | "
                      f"{r['prepare_cpu_hours_here']:.1f} |")
     lines.append(f"| **total** | | {prep['prepared_gib'].sum():.1f} | {prep['prepare_cpu_hours_here'].sum():.1f} |")
     return "\n".join(lines) + "\n"
@@ -206,7 +281,12 @@ def main(argv=None) -> None:
     prepare = pd.read_csv(args.dir / "prepare.csv")
     names = set(prepare["dataset"])
     study = benchmark_study({n: Path("data/processed") / n for n in names})
-    bench = benchmarks_cost(steps, study, args.utilisation)
+    from benchmarks.paper_rehearsal import ablation_study, paper_sections
+    folders = {n: Path("data/processed") / n for n in names}
+    bench = pd.concat([benchmarks_cost(steps, study, args.utilisation),
+                       ablations_cost(steps, ablation_study(folders), args.utilisation),
+                       competition_cost(steps, study, paper_sections()["competition"], args.utilisation)],
+                      ignore_index=True)
     prep = prepare_cost(prepare, study)
     write_csv(bench, args.dir / "cost.csv")
     write_csv(prep, args.dir / "cost_prepare.csv")

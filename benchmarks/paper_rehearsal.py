@@ -197,7 +197,32 @@ def prepare_all(raw: dict[str, Path], out: Path, settings: dict[str, dict], prog
 
 
 # ---------------------------------------------------------------- training steps
-def method_list(study, label: str) -> list[tuple[str, dict]]:
+ABLATION = "ablation:"
+# The ablation variants whose step costs more than base MCR's (inputs perturbed through the
+# encoders, a second encoder pass), measured on ABLATION_ENTRIES; every other variant changes
+# latent-level choices or loss weights (benchmarks.paper_cost counts them at MCR's step).
+ABLATION_VARIANTS = ("table4_perturbation/noise_input", "table4_perturbation/zero_input",
+                     "open_choices/latent_source=eval_reforward")
+ABLATION_ENTRIES = ("CREMA-D",)
+
+
+def ablation_study(prepared: dict[str, Path], root: str | Path = "."):
+    """The paper profile's ablations study on the benchmarks' real datasets (its synthetic and
+    AV-Digits entries aside), reading the prepared folders under `prepared`."""
+    from mcrlib.studies import ablations
+    section = copy.deepcopy(paper_sections(root)["ablations"])
+    section.pop("cost", None)     # the A.6 cost benchmark's settings, not the study's
+    datasets = {}
+    for label, spec in section["datasets"].items():
+        if spec["name"] in ("synthetic", "avdigits"):
+            continue
+        datasets[label] = {**spec, "params": {**spec.get("params", {}), "prepared": str(prepared[spec["name"]])}}
+    section["datasets"] = datasets
+    section["workers"] = 1
+    return ablations.load_study(section)
+
+
+def method_list(study, label: str, ablations=None) -> list[tuple[str, dict]]:
     """(method, extra params) of every run the benchmarks train or compose on entry `label`:
     joint training and MCR first (what a budget must not cut), the unimodal runs (one per
     modality), then the section's other methods in order."""
@@ -205,8 +230,10 @@ def method_list(study, label: str) -> list[tuple[str, dict]]:
     spec = study.datasets[label]
     modalities = dataset_modalities(spec["name"], spec.get("params", {}))
     first = [m for m in ORDER if m in study.methods]
+    variants = ([(ABLATION + key, {"study": ablations}) for key in ABLATION_VARIANTS]
+                if ablations is not None and label in ABLATION_ENTRIES and label in ablations.datasets else [])
     return ([(m, {}) for m in first] + [("unimodal", {"modality": m}) for m in modalities]
-            + [(m, {}) for m in study.methods if m not in first])
+            + [(m, {}) for m in study.methods if m not in first] + variants)
 
 
 def batch_of(data, n: int, seed: int = 0) -> dict:
@@ -230,11 +257,14 @@ def measure_run(study, label: str, method: str, extra: dict, batch_size: int) ->
     from mcrlib.methods import METHODS
     from mcrlib.train import Trainer
     row = {}
-    if method != "unimodal" and not study.runs_on(method, label):
+    if method.startswith(ABLATION):       # an ablation variant of MCR: the ablations study's config
+        base = extra["study"].run_config(method[len(ABLATION):], label, study.seeds[0])
+    elif method != "unimodal" and not study.runs_on(method, label):
         return {"status": f"not run by the study: {study.skipped(method, label)}"}
-    if not METHODS[method].trains:
+    elif not METHODS[method].trains:
         return {"status": "composes the unimodal runs: no training step of its own"}
-    base = study.run_config("joint" if method == "unimodal" else method, label, study.seeds[0])
+    else:
+        base = study.run_config("joint" if method == "unimodal" else method, label, study.seeds[0])
     config = dataclasses.replace(base, model=random_encoders(base.model),
                                  train=dataclasses.replace(base.train, device="cpu", progress=False))
     if method == "unimodal":
@@ -270,7 +300,7 @@ def measure_run(study, label: str, method: str, extra: dict, batch_size: int) ->
 
 def run_steps(study, batch: dict | None = None, budget_s: float | None = None, only: list[str] | None = None,
               methods: list[str] | None = None, progress: bool = True, reuse: pd.DataFrame | None = None,
-              partial: Path | None = None) -> pd.DataFrame:
+              partial: Path | None = None, ablations=None) -> pd.DataFrame:
     """One row per (dataset entry, method): see the module docstring. `budget_s`: a wall-clock
     budget per dataset entry (default BUDGET_S by family); the runs after it are rows with status
     'not run: ...'. `reuse`: an earlier steps table whose measured rows are kept instead of
@@ -279,7 +309,7 @@ def run_steps(study, batch: dict | None = None, budget_s: float | None = None, o
     from tqdm.auto import tqdm
     batch = {**BATCH, **(batch or {})}
     labels = [l for l in study.datasets if not only or l in only]
-    plan = [(label, m, extra) for label in labels for m, extra in method_list(study, label)
+    plan = [(label, m, extra) for label in labels for m, extra in method_list(study, label, ablations)
             if not methods or m in methods]
     rows, started = [], {}
     for label, method, extra in tqdm(plan, desc="train steps", disable=not progress):
@@ -373,12 +403,13 @@ def main(argv=None) -> None:
     if not args.skip_prepare_csv:
         write_csv(prepared, args.out / "prepare.csv")
     print(prepared.drop(columns="settings").to_string(index=False))
-    study = benchmark_study({name: work / "processed" / name for name in prepared["dataset"]})
+    folders = {name: work / "processed" / name for name in prepared["dataset"]}
+    study = benchmark_study(folders)
     with _BackboneCache():
         steps = run_steps(study, budget_s=args.budget, only=args.only,
                           methods=[m.split(":")[0] for m in args.methods] if args.methods else None,
                           reuse=pd.read_csv(args.reuse) if args.reuse else None,
-                          partial=args.out / "steps.partial.csv")
+                          partial=args.out / "steps.partial.csv", ablations=ablation_study(folders))
     out = args.out / "steps.csv"
     if args.only or args.methods:    # a partial rerun replaces its own rows only
         if out.is_file():

@@ -164,10 +164,11 @@ def write_ave(base: str | Path, n: int = 5) -> Path:
 UCF_CLASSES = {"Archery": 3, "BabyCrawling": 4}      # real classInd indices, classes with audio
 
 
-def write_ucf(root: str | Path, train_groups: int = 6) -> Path:
+def write_ucf(root: str | Path, train_groups: int = 6, seconds: float = UCF_SECONDS) -> Path:
     """UCF-101/ and ucfTrainTestlist/ (split 1: test groups 1-7): per class, `train_groups`
-    training groups (8..) of one clip and one test clip (group 1). Validation holds out 10% of the
-    training groups stratified by class, so at least 6 groups a class are needed (2 classes)."""
+    training groups (8..) of one clip and one test clip (group 1), each `seconds` long. Validation
+    holds out 10% of the training groups stratified by class, so at least 6 groups a class are
+    needed (2 classes)."""
     root = Path(root)
     lists = root / "ucfTrainTestlist"
     lists.mkdir(parents=True, exist_ok=True)
@@ -179,7 +180,7 @@ def write_ucf(root: str | Path, train_groups: int = 6) -> Path:
             "".join(f"{n} {UCF_CLASSES[n.split('/')[0]]}\r\n" for n in train).encode())
         (lists / f"testlist0{split}.txt").write_bytes("".join(f"{n}\r\n" for n in test).encode())
     for name in train + test:
-        write_video(root / "UCF-101" / name, UCF_SECONDS, fps=UCF_FPS, width=UCF_SIZE[0], height=UCF_SIZE[1],
+        write_video(root / "UCF-101" / name, seconds, fps=UCF_FPS, width=UCF_SIZE[0], height=UCF_SIZE[1],
                     audio_rate=UCF_AUDIO_RATE, other_channel_tone=3000.0)
     return root
 

@@ -45,7 +45,7 @@ def test_ave_fabricated_is_prepared_for_both_families(tmp_path):
 
 
 def test_ucf_fabricated_is_prepared(tmp_path):
-    root = fabricate.write_ucf(tmp_path / "UCF101", 6)
+    root = fabricate.write_ucf(tmp_path / "UCF101", 6, seconds=4.5)   # real frame size and rate, a short clip
     data = _prepared(tmp_path, "ucf51", root)
     assert all(len(data.splits[s]["label"]) >= 1 for s in ("train", "val", "test"))
     assert tuple(data.splits["train"]["visual"].shape[1:]) == (4, 3, 224, 224)

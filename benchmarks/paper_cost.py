@@ -143,7 +143,7 @@ def benchmarks_cost(steps: pd.DataFrame, study, utilisation: float = UTILISATION
                "batches_per_epoch": batches, "train_steps": int(train_steps), "pflops": flops / 1e15}
         for gpu, peak in PEAK_TFLOPS.items():
             row[f"gpu_hours_{gpu}"] = flops / (peak * 1e12 * utilisation) / 3600
-        ok = here[here["status"].eq("ok")]
+        ok = here[here["status"].eq("ok") & ~here.index.str.startswith("ablation:")]   # the benchmarks' runs
         row["peak_memory_gib_paper_batch"] = ok["memory_estimate_paper_batch_mib"].max() / 1024
         row["peak_memory_run"] = ok["memory_estimate_paper_batch_mib"].idxmax() if len(ok) else ""
         row["methods_extrapolated"] = ", ".join(m for m in counts if m in here.index and here.loc[m, "extrapolated"])

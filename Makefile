@@ -69,7 +69,8 @@ paper-profile: setup
 # A rehearsal of the paper profile on CPU, no GPU and no data needed (issue 25): fabricated samples of
 # every paper dataset at real sizes through every `prepare`, then two training steps of every run at
 # the paper's shapes (time, peak memory, FLOPs), into results/paper_rehearsal/; then the GPU-hour
-# estimate from them (cost.md, README's paper-profile section). About 45 min on 2 busy cores.
+# estimate from them (cost.md, README's paper-profile section). About 85 min on 2 cores shared with
+# another pipeline (load 4-8): CREMA-D faces' prepare 17 min, a pretrained-family step minutes.
 paper-rehearsal: setup
 	nice -n 19 python -m benchmarks.paper_rehearsal
 	python -m benchmarks.paper_cost

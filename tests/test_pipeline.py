@@ -140,8 +140,11 @@ def test_every_profile_validates_before_anything_runs(profile):
     from mcrlib.studies import benchmarks
     params = load_profile(profile, ROOT)
     assert set(params) == {"synthetic", "data", "calibrate", "benchmarks", "competition", "error_analysis",
-                           "ablations", "report"}
+                           "ablations", "report", "confu"}
     load_study(params["synthetic"])
+    from mcrlib.confu.experiment import load_study as load_confu
+    confu = load_confu(params["confu"])
+    assert confu.avdigits is not None and confu.xor is not None
     from mcrlib.studies.calibration import load_calibration
     calibration = load_calibration(params["calibrate"])
     assert set(calibration.grids) <= set(params["data"])       # calibrated datasets are prepared ones

@@ -11,7 +11,7 @@ from mcrlib.profiles import (BASE_PROFILE, ProfileLoader, apply_calibration, fig
                              merge, profile_names, results_root)
 
 ROOT = Path(__file__).resolve().parents[1]
-SECTIONS = {"synthetic", "data", "calibrate", "benchmarks", "competition", "error_analysis", "ablations", "report"}
+SECTIONS = {"synthetic", "data", "calibrate", "benchmarks", "competition", "error_analysis", "ablations", "report", "confu"}
 # The one module of mcrlib/studies that every study may import: what every study does (search,
 # runs through the cache). three_modal is the synthetic study's own three-modality case, configured
 # inside its section (synthetic.three_modal), so synthetic may import it; nothing imports back.
@@ -72,6 +72,8 @@ def test_the_paper_profile_is_its_former_full_copy():
         spec = expected[section]["datasets"]["AV-Digits"]
         expected[section]["datasets"]["AV-Digits"] = {**{k: v for k, v in spec.items() if k != "calibrated"},
                                                       "params": {"test_images": 5}, "calibrated": spec["calibrated"]}
+    # ... and ConFu's section (issue 26), new after the refactor: the base's, under the paper's name
+    expected["confu"] = {**base["confu"], "profile": "paper"}
     merged = load_profile("paper", ROOT)
     for key in ("equivalence_margin", "primary", "counts_before"):
         expected["report"][key] = merged["report"][key]

@@ -43,7 +43,7 @@ KERNEL_SENSITIVE := tests/test_losses.py tests/test_mipd.py tests/test_perturbat
 	tests/test_pretrained_encoders.py tests/test_fused_contrastive.py tests/test_resnet.py tests/test_ensemble.py \
 	tests/test_mlb.py tests/test_ogm.py tests/test_agm.py tests/test_mmpareto.py tests/test_reconboost.py \
 	tests/test_inference.py tests/test_paired_stats.py tests/test_robustness.py tests/test_higher_order_losses.py \
-	tests/test_measures.py tests/test_trainer.py
+	tests/test_measures.py tests/test_trainer.py tests/test_confu_model.py
 test-other-kernels: setup
 	$(OTHER_KERNELS) pytest -q $(KERNEL_SENSITIVE)
 

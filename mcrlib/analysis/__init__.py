@@ -1,0 +1,1 @@
+"""Analyses of finished runs: paired statistics, verdicts, tables, figures and the report."""

@@ -23,6 +23,7 @@ import argparse
 import os
 import shlex
 import shutil
+import tempfile
 from pathlib import Path
 
 import jupytext
@@ -40,6 +41,22 @@ class IPCKernelManager(AsyncKernelManager):
     """The notebook's kernel on local IPC sockets: a stage's kernel never listens on TCP, and the
     log carries no warning about unencrypted TCP traffic."""
     transport = traitlets.CaselessStrEnum(["tcp", "ipc"], default_value="ipc", config=True)
+
+    def _ip_default(self) -> str:
+        # jupyter_client's default socket prefix, "kernel-ipc", is relative: the kernel binds its
+        # sockets in its working directory, notebooks/. A kernel killed with its stage (an
+        # interrupted `dvc repro`) left five sockets there, and DVC cannot hash a socket, so the
+        # `code` stage, which depends on that folder, failed. A private absolute prefix keeps
+        # them out of the checkout.
+        if self.transport != "ipc":
+            return super()._ip_default()
+        self._ipc_dir = tempfile.mkdtemp(prefix="mcr-kernel-")
+        return os.path.join(self._ipc_dir, "kernel-ipc")
+
+    def cleanup_ipc_files(self) -> None:
+        super().cleanup_ipc_files()
+        if getattr(self, "_ipc_dir", None):
+            shutil.rmtree(self._ipc_dir, ignore_errors=True)
 
 
 def execute(notebook: Path, section: str, *, root: Path, profile: str = BASE_PROFILE) -> Path:

@@ -224,6 +224,20 @@ def test_a_stage_passes_only_the_standard_parameters_a_notebook_declares(tmp_pat
     err = capfd.readouterr().err
     assert "unknown parameter" not in err and "TCP" not in err
     assert (tmp_path / "results" / "REPORT.md").read_text().startswith("# Which of the paper's claims hold here")
+    assert sorted(p.name for p in (tmp_path / "notebooks").iterdir()) == ["06_report.py"]
+
+
+def test_the_kernels_sockets_live_outside_the_checkout(tmp_path, monkeypatch):
+    """A kernel killed with its stage leaves its IPC sockets behind; they must not land in
+    notebooks/, where DVC cannot hash them and the `code` stage would fail."""
+    from mcrlib.pipeline import IPCKernelManager
+    monkeypatch.chdir(tmp_path)
+    manager = IPCKernelManager(kernel_name="python3")
+    prefix = Path(manager.ip)
+    assert manager.transport == "ipc" and prefix.is_absolute() and tmp_path not in prefix.parents
+    prefix.with_name(prefix.name + "-1").touch()        # a socket file left by a kernel
+    manager.cleanup_ipc_files()
+    assert not prefix.parent.exists()
 
 
 def test_an_executed_notebook_is_the_same_from_any_checkout_and_any_run(tmp_path):

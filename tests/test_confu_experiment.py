@@ -28,15 +28,19 @@ def test_run_xor_gives_every_task_for_every_method_and_seed():
                                                                        "input_dim": 16, "n_train": 64, "n_val": 2,
                                                                        "n_test": 48}}})
     results, curves = run_xor(study)
-    check_frame(results, ["confu", "pairwise", "symile"], units=3)
+    check_frame(results, ["confu", "pairwise", "symile", "gram"], units=3)
     tasks = set(results["task"])
     assert {"x1+x2 (native) → x3", "x1+x2 (sum) → x3", "x1 → x3", "x1+x2 (native) → (u + v) mod C"} <= tasks
     # the pairwise baseline's own two-to-one score is the sum: no separate "sum" row for it
     assert not ((results["method"] == "pairwise") & (results["task"] == "x1+x2 (sum) → x3")).any()
-    assert len(curves) == 3 * 3 * 2 and curves["loss"].notna().all()
+    # GRAM's volume score has no query vector, so no native probe; every other task is there
+    gram_tasks = set(results.loc[results["method"] == "gram", "task"])
+    assert tasks - gram_tasks == {"x1+x2 (native) → (u + v) mod C"}
+    assert len(curves) == 3 * 4 * 2 and curves["loss"].notna().all()
     table = paired_table(results)
     assert set(zip(table["method"], table["reference"])) == {("confu", "pairwise"), ("symile", "pairwise"),
-                                                              ("confu", "symile")}
+                                                              ("gram", "pairwise"), ("confu", "symile"),
+                                                              ("confu", "gram")}
     row = table[(table["task"] == "x1 → x3") & (table["metric"] == "R@1") & (table["method"] == "confu")
                 & (table["reference"] == "pairwise")].iloc[0]
     wide = results[(results["task"] == "x1 → x3") & (results["metric"] == "R@1")].pivot(
@@ -57,10 +61,10 @@ def avdigits_folder(tmp_path_factory):
 
 
 def test_run_avdigits_reports_zero_shot_retrieval_and_probes_per_fold_and_seed(avdigits_folder):
-    study = load_study({**TINY, "methods": ["confu", "pairwise"],
+    study = load_study({**TINY, "methods": ["confu", "gram"],
                         "avdigits": {"folds": [0, 3], "seeds": [0, 1], "data": {"audio_snr_db": 60.0}}})
     results, curves = run_avdigits(study, avdigits_folder)
-    check_frame(results, ["confu", "pairwise"], units=4)
+    check_frame(results, ["confu", "gram"], units=4)
     assert set(results["fold"]) == {0, 3} and set(results["dataset"]) == {"AV-Digits"}
     zero_shot = set(results.loc[results["family"] == "zero-shot", "task"])
     assert zero_shot == {"image+audio (native) → caption", "image+audio (sum) → caption", "image → caption",

@@ -2,11 +2,12 @@
 import pytest
 import torch
 
-from mcrlib.confu.evaluate import linear_probe, retrieval_at_k, two_to_one_query, zero_shot_accuracy
+from mcrlib.confu.evaluate import (dot_scores, linear_probe, retrieval_at_k, two_to_one_query, two_to_one_scores,
+                                   zero_shot_accuracy)
 from mcrlib.confu.model import ConFuModel, MLPEncoder
 from mcrlib.confu.text_encoder import VOCABULARY, CaptionEncoder, caption, caption_tokens, tokenize
 from mcrlib.confu.train import embed, fit
-from mcrlib.losses.higher_order import confu_loss, info_nce, multilinear_inner_product, symile_loss
+from mcrlib.losses.higher_order import confu_loss, gram_loss, gram_volume, info_nce, multilinear_inner_product, symile_loss
 
 NAMES = ("x1", "x2", "x3")
 
@@ -28,8 +29,8 @@ def test_embeddings_have_the_shared_width_and_unit_norm():
     for v in [*out["z"].values(), *out["fused"].values()]:
         assert v.shape == (10, 8)
         torch.testing.assert_close(v.norm(dim=1), torch.ones(10))
-    symile = make_model("symile")(batch())
-    assert symile["fused"] == {} and len(make_model("symile").fusion) == 0
+    for objective in ("symile", "gram"):
+        assert make_model(objective)(batch())["fused"] == {} and len(make_model(objective).fusion) == 0
 
 
 def test_fusion_mlp_is_two_layers_on_the_concatenated_encodings():
@@ -57,6 +58,13 @@ def test_symile_objective_is_the_higher_order_symile_loss():
     torch.testing.assert_close(model.loss(out), symile_loss([out["z"][m] for m in NAMES], tau=0.07))
 
 
+def test_gram_objective_anchors_the_last_modality():
+    model = make_model("gram").eval()
+    out = model(batch())
+    assert model.anchor == "x3"
+    torch.testing.assert_close(model.loss(out), gram_loss(out["z"]["x3"], [out["z"]["x1"], out["z"]["x2"]], tau=0.07))
+
+
 def test_lambda_zero_gives_the_fusion_mlps_no_gradient():
     for lam, fusion_moves in ((0.0, False), (0.5, True)):
         model = make_model(lam=lam)
@@ -67,16 +75,24 @@ def test_lambda_zero_gives_the_fusion_mlps_no_gradient():
         assert all(g > 0 for g in encoders)
 
 
-def test_two_to_one_queries_score_as_their_definitions():
+def test_two_to_one_scores_are_their_definitions():
     emb = make_model().eval()(batch())
-    z, gallery = emb["z"], emb["z"]["x3"]
+    z, gallery = emb["z"], emb["z"]["x3"][:7]
+    score = lambda scorer, **kw: two_to_one_scores(emb, ("x1", "x2"), gallery, scorer, **kw)
     mip = multilinear_inner_product(z["x1"][:, None], z["x2"][:, None], gallery[None])
-    torch.testing.assert_close(two_to_one_query(emb, ("x1", "x2"), "product") @ gallery.T, mip)
-    torch.testing.assert_close(two_to_one_query(emb, ("x1", "x2"), "sum") @ gallery.T,
-                               z["x1"] @ gallery.T + z["x2"] @ gallery.T)
+    torch.testing.assert_close(score("product"), mip)
+    torch.testing.assert_close(score("sum"), z["x1"] @ gallery.T + z["x2"] @ gallery.T)
+    torch.testing.assert_close(score("fused"), emb["fused"]["x1", "x2"] @ gallery.T)
+    # GRAM: minus the volume of (gallery item g, x1 at n, x2 at n), query by query; chunking changes nothing
+    volumes = torch.tensor([[gram_volume(gallery[g:g + 1], z["x1"][n:n + 1], z["x2"][n:n + 1]).item()
+                             for g in range(7)] for n in range(10)])
+    torch.testing.assert_close(score("volume"), -volumes)
+    torch.testing.assert_close(score("volume", chunk=3), score("volume"))
     assert two_to_one_query(emb, ("x1", "x2"), "fused") is emb["fused"]["x1", "x2"]
     with pytest.raises(ValueError, match="use scorer 'sum' or 'product'"):
         two_to_one_query(make_model("symile")(batch()), ("x1", "x2"), "fused")
+    with pytest.raises(ValueError, match="use two_to_one_scores"):
+        two_to_one_query(emb, ("x1", "x2"), "volume")
 
 
 def test_zero_shot_accuracy_on_a_hand_made_case():
@@ -86,19 +102,24 @@ def test_zero_shot_accuracy_on_a_hand_made_case():
                           [0.9, 1.0, 0.0],    # best 1, second 0
                           [0.1, 0.0, 0.5]])   # best 2, second 0
     labels = torch.tensor([0, 1, 1, 0])
-    assert zero_shot_accuracy(query, classes, labels) == 0.5            # rows 0 and 2
-    assert zero_shot_accuracy(query, classes, labels, k=2) == 1.0
+    scores = dot_scores(query, classes)
+    assert zero_shot_accuracy(scores, labels) == 0.5            # rows 0 and 2
+    assert zero_shot_accuracy(scores, labels, k=2) == 1.0
     with pytest.raises(ValueError, match="one class embedding per label"):
-        zero_shot_accuracy(query, classes, torch.tensor([0, 1, 3, 0]))
+        zero_shot_accuracy(scores, torch.tensor([0, 1, 3, 0]))
+    with pytest.raises(ValueError, match="embeddings of one space"):
+        dot_scores(query, torch.eye(2))
 
 
 def test_category_level_retrieval_on_a_hand_made_case():
     gallery = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.7, 0.7]])
     gallery_labels = torch.tensor([0, 1, 1])
     query = torch.tensor([[1.0, 0.1], [1.0, 0.0]])
-    recall = retrieval_at_k(query, gallery, torch.tensor([1, 0]), gallery_labels, ks=(1, 2))
+    recall = retrieval_at_k(dot_scores(query, gallery), torch.tensor([1, 0]), gallery_labels, ks=(1, 2))
     # query 0 ranks items 0, 2, 1: class 1 first at rank 2; query 1 ranks item 0 (class 0) first
     assert recall == {1: 0.5, 2: 1.0}
+    with pytest.raises(ValueError, match="one row per query label"):
+        retrieval_at_k(dot_scores(query, gallery), torch.tensor([1]), gallery_labels)
 
 
 def test_linear_probe_reads_a_linearly_separable_label():

@@ -17,7 +17,8 @@ pair of modalities is independent, so a pairwise objective has nothing but sampl
 align; only a term that sees x1 and x2 together can find x3's dependency. Two-to-one retrieval
 (x1, x2) -> x3, one-to-one x1 -> x3 and x2 -> x3, and linear probes for y = (u + v) mod C.
 
-Methods: "confu" (λ = 0.5), "pairwise" (ConFu's code at λ = 0), "symile" (mcrlib.confu.model).
+Methods: "confu" (λ = 0.5), "pairwise" (ConFu's code at λ = 0), "symile" and "gram"
+(mcrlib.confu.model), the three the ConFu paper compares against.
 Every run trains for a fixed number of epochs (no early stopping, no label seen in training) and
 is evaluated once. `paired_table` compares the methods run by run: AV-Digits units (fold, seed)
 with folds as fixed blocks (mcrlib.analysis.inference, as the claims report), XOR units the seeds
@@ -38,13 +39,13 @@ import torch
 
 from mcrlib.analysis.inference import compare
 from mcrlib.config import check, from_dict
-from mcrlib.confu.evaluate import (NATIVE_SCORER, linear_probe, retrieval_at_k, two_to_one_query,
-                                   zero_shot_accuracy)
+from mcrlib.confu.evaluate import (NATIVE_SCORER, VECTOR_SCORERS, dot_scores, linear_probe, retrieval_at_k,
+                                   two_to_one_query, two_to_one_scores, zero_shot_accuracy)
 from mcrlib.confu.model import ConFuModel, MLPEncoder
 from mcrlib.confu.text_encoder import CaptionEncoder, caption_tokens
 from mcrlib.confu.train import embed, fit
 
-METHODS = ("confu", "pairwise", "symile")
+METHODS = ("confu", "pairwise", "symile", "gram")
 COLUMNS = ["dataset", "method", "fold", "seed", "family", "task", "metric", "value"]
 
 
@@ -118,7 +119,8 @@ def build_model(study: ConFuStudy, method: str, input_dims: dict[str, int], *, s
     encoders = {m: (CaptionEncoder(embed_dim=p.text_embed, hidden_dim=p.text_hidden, out_dim=p.encoder_dim)
                     if dim is None else MLPEncoder(in_dim=dim, hidden_dim=p.hidden_dim, out_dim=p.encoder_dim))
                 for m, dim in input_dims.items()}
-    objective, lam = {"confu": ("confu", study.lam), "pairwise": ("confu", 0.0), "symile": ("symile", study.lam)}[method]
+    objective, lam = {"confu": ("confu", study.lam), "pairwise": ("confu", 0.0), "symile": ("symile", study.lam),
+                      "gram": ("gram", study.lam)}[method]
     return ConFuModel(encoders=encoders, embed_dim=p.embed_dim, fusion_hidden=p.fusion_hidden, dropout=p.dropout,
                       objective=objective, lam=lam, tau=study.tau)
 
@@ -131,12 +133,17 @@ def _train(study, method, data, dims, seed, desc):
     return model, history
 
 
-def _queries(emb: dict, method: str, pair: tuple[str, str]) -> dict[str, torch.Tensor]:
-    """The method's own two-to-one query and, where different, the pairwise sum."""
-    out = {"native": two_to_one_query(emb, pair, NATIVE_SCORER[method])}
-    if NATIVE_SCORER[method] != "sum":
-        out["sum"] = two_to_one_query(emb, pair, "sum")
-    return out
+def _scorers(method: str) -> dict[str, str]:
+    """The method's own two-to-one scorer and, where different, the pairwise sum."""
+    return {"native": NATIVE_SCORER[method], **({"sum": "sum"} if NATIVE_SCORER[method] != "sum" else {})}
+
+
+def _native_probe(method: str, pair: tuple[str, str]) -> dict:
+    """The linear probe on the method's own two-to-one query vector; none for GRAM, whose volume
+    score has no query vector (its pair is probed as [z_i ‖ z_j], as every method's)."""
+    if NATIVE_SCORER[method] not in VECTOR_SCORERS:
+        return {}
+    return {f"{'+'.join(pair)} (native)": lambda e: two_to_one_query(e, pair, NATIVE_SCORER[method])}
 
 
 def _eval_avdigits(model, method, train, test, n_classes, max_iter, seed) -> list[tuple[str, str, str, float]]:
@@ -145,19 +152,21 @@ def _eval_avdigits(model, method, train, test, n_classes, max_iter, seed) -> lis
     with torch.no_grad():                 # the gallery: the ten captions, one per digit
         captions = model.modality_embedding("caption", caption_tokens(torch.arange(n_classes)))
     rows = []
-    for name, query in {**{f"image+audio ({k})": q for k, q in _queries(te, method, ("image", "audio")).items()},
-                        "image": te["z"]["image"], "audio": te["z"]["audio"]}.items():
+    zero_shot = {f"image+audio ({name})": two_to_one_scores(te, ("image", "audio"), captions, scorer)
+                 for name, scorer in _scorers(method).items()}
+    zero_shot |= {m: dot_scores(te["z"][m], captions) for m in ("image", "audio")}
+    for name, scores in zero_shot.items():
         for k in (1, 5):
-            rows.append(("zero-shot", f"{name} → caption", f"acc@{k}", zero_shot_accuracy(query, captions, y, k)))
+            rows.append(("zero-shot", f"{name} → caption", f"acc@{k}", zero_shot_accuracy(scores, y, k)))
     for (i, j), k in ((("image", "caption"), "audio"), (("audio", "caption"), "image")):
-        for name, query in _queries(te, method, (i, j)).items():
-            for at, value in retrieval_at_k(query, te["z"][k], y, y).items():
+        for name, scorer in _scorers(method).items():
+            for at, value in retrieval_at_k(two_to_one_scores(te, (i, j), te["z"][k], scorer), y, y).items():
                 rows.append(("retrieval", f"{i}+{j} ({name}) → {k}", f"R@{at}", value))
     for i, k in (("image", "audio"), ("audio", "image")):
-        for at, value in retrieval_at_k(te["z"][i], te["z"][k], y, y).items():
+        for at, value in retrieval_at_k(dot_scores(te["z"][i], te["z"][k]), y, y).items():
             rows.append(("retrieval", f"{i} → {k}", f"R@{at}", value))
     probes = {"image": lambda e: e["z"]["image"], "audio": lambda e: e["z"]["audio"],
-              "image+audio (native)": lambda e: two_to_one_query(e, ("image", "audio"), NATIVE_SCORER[method]),
+              **_native_probe(method, ("image", "audio")),
               "image ‖ audio": lambda e: torch.cat([e["z"]["image"], e["z"]["audio"]], 1)}
     for name, features in probes.items():
         rows.append(("linear probe", name, "acc", linear_probe(features(tr), y_tr, features(te), y,
@@ -194,13 +203,13 @@ def _eval_xor(model, method, train, test, max_iter, seed) -> list[tuple[str, str
     tr, te = embed(model, train), embed(model, test)
     y_tr, y = train["label"], test["label"]
     rows = []
-    for name, query in _queries(te, method, ("x1", "x2")).items():
-        for at, value in retrieval_at_k(query, te["z"]["x3"], y, y).items():
+    for name, scorer in _scorers(method).items():
+        for at, value in retrieval_at_k(two_to_one_scores(te, ("x1", "x2"), te["z"]["x3"], scorer), y, y).items():
             rows.append(("retrieval", f"x1+x2 ({name}) → x3", f"R@{at}", value))
     for i in ("x1", "x2"):
-        for at, value in retrieval_at_k(te["z"][i], te["z"]["x3"], y, y).items():
+        for at, value in retrieval_at_k(dot_scores(te["z"][i], te["z"]["x3"]), y, y).items():
             rows.append(("retrieval", f"{i} → x3", f"R@{at}", value))
-    probes = {"x1+x2 (native)": lambda e: two_to_one_query(e, ("x1", "x2"), NATIVE_SCORER[method]),
+    probes = {**_native_probe(method, ("x1", "x2")),
               "x1 ‖ x2": lambda e: torch.cat([e["z"]["x1"], e["z"]["x2"]], 1),
               "x1": lambda e: e["z"]["x1"], "x2": lambda e: e["z"]["x2"]}
     for name, features in probes.items():
@@ -230,7 +239,8 @@ def run_xor(study: ConFuStudy) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def paired_table(results: pd.DataFrame, *, comparisons=(("confu", "pairwise"), ("symile", "pairwise"),
-                                                         ("confu", "symile"))) -> pd.DataFrame:
+                                                         ("gram", "pairwise"), ("confu", "symile"),
+                                                         ("confu", "gram"))) -> pd.DataFrame:
     """One row per (dataset, family, task, metric) and comparison (method - reference), paired
     over units: (fold, seed) with folds as fixed blocks where there are several folds, else the
     seeds (`mcrlib.analysis.inference.compare`; 95% intervals)."""

@@ -1,5 +1,5 @@
 """ConFu's model: per-modality encoders and projections, and a fusion MLP per pair of modalities,
-trained by ConFu's contrastive objective, its pairwise baseline (λ = 0) or Symile's.
+trained by ConFu's contrastive objective, its pairwise baseline (λ = 0), Symile's or GRAM's.
 
 Reference: S. Koutoupis, M. A. Zervou, K. Kontras, M. De Vos, P. Tsakalides, G. Tsagkatakis, "The
 More, the Merrier: Contrastive Fusion for Higher-Order Multimodal Alignment" (ConFu, arXiv
@@ -14,15 +14,18 @@ More, the Merrier: Contrastive Fusion for Higher-Order Multimodal Alignment" (Co
 `objective="confu"` trains with `confu_loss(z, f, lam)`: λ = 0.5 is ConFu, λ = 0 its pairwise
 baseline (the fusion MLPs are built, as in the authors' code, but get no gradient). `objective=
 "symile"` (Saporta et al., NeurIPS 2024) trains with `symile_loss` on the z_m alone; it builds no
-fusion MLP (its two-to-one score is the multilinear inner product, `evaluate.two_to_one_query`).
+fusion MLP (its two-to-one score is the multilinear inner product, `evaluate.two_to_one_scores`).
+`objective="gram"` (Cicchetti et al., ICLR 2025) trains with `gram_loss`: the volume spanned by the
+anchor modality (the last one: the caption, or x3, as GRAM anchors text) with the others at each
+sample; it builds no fusion MLP either (its two-to-one score is minus that volume).
 
 Deviations from the authors' code, and why:
 - encoders: small MLPs on the prepared features (`MLPEncoder`) or the caption GRU
   (`text_encoder.CaptionEncoder`), trained from scratch (authors: pretrained or larger towers; the
   budget here is one CPU core for the whole study, and no weights may be downloaded);
-- Symile: same encoders, projections and L2 normalisation as ConFu, logit scale fixed at 1/τ
-  (Symile's reference code learns its logit scale); so the three objectives differ only in
-  what they contrast;
+- Symile and GRAM: same encoders, projections and L2 normalisation as ConFu, logit scale fixed
+  at 1/τ (both reference codes learn it); so the four objectives differ only in what they
+  contrast;
 - temperature fixed at τ = 0.07 (the authors' value), not learned.
 """
 from __future__ import annotations
@@ -34,9 +37,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mcrlib.losses.higher_order import LAMBDA, TAU, confu_loss, symile_loss
+from mcrlib.losses.higher_order import LAMBDA, TAU, confu_loss, gram_loss, symile_loss
 
-OBJECTIVES = ("confu", "symile")
+OBJECTIVES = ("confu", "symile", "gram")
 PAIR_SEPARATOR = "+"
 
 
@@ -73,7 +76,8 @@ class ConFuModel(nn.Module):
     """Encoders, projections and pair-fusion MLPs (module docstring). `encoders` maps each modality
     (three or more, in this order) to a module with an `out_dim` attribute; `forward(batch)` takes a
     mapping with every modality and returns {"z": {m: (B, embed_dim)}, "fused": {(i, j): (B,
-    embed_dim)}} (no "fused" entries for Symile), every vector of unit norm."""
+    embed_dim)}} (no "fused" entries for Symile or GRAM), every vector of unit norm. GRAM's anchor is
+    the last modality (`anchor`)."""
 
     def __init__(self, *, encoders: Mapping[str, nn.Module], embed_dim: int = 64, fusion_hidden: int = 512,
                  dropout: float = 0.1, objective: str = "confu", lam: float = LAMBDA, tau: float = TAU):
@@ -92,6 +96,7 @@ class ConFuModel(nn.Module):
             raise ValueError(f"ConFuModel: the encoders of {missing} have no integer `out_dim`; set it to the "
                              "width of their output")
         self.modalities = tuple(encoders)
+        self.anchor = self.modalities[-1]
         self.objective, self.lam, self.tau = objective, float(lam), float(tau)
         self.encoders = nn.ModuleDict(encoders)
         self.projections = nn.ModuleDict({m: nn.Linear(enc.out_dim, embed_dim) for m, enc in encoders.items()})
@@ -125,4 +130,7 @@ class ConFuModel(nn.Module):
         """The training objective on `forward`'s output."""
         if self.objective == "symile":
             return symile_loss([out["z"][m] for m in self.modalities], tau=self.tau)
+        if self.objective == "gram":
+            return gram_loss(out["z"][self.anchor], [out["z"][m] for m in self.modalities if m != self.anchor],
+                             tau=self.tau)
         return confu_loss(out["z"], out["fused"], lam=self.lam, tau=self.tau)

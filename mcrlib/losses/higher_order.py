@@ -19,6 +19,15 @@ MIP(a, b, c) = Σ_d a_d b_d c_d scores a triple; for each modality in turn, the 
 sample i, the batch's candidates j of that modality are classified (cross-entropy, the positive
 j = i), and the three losses are averaged. Logits are MIP / τ (Symile learns its logit scale;
 here it is fixed, as ConFu's τ, so the two objectives differ only in what they contrast).
+
+GRAM (Cicchetti, Grassucci, Sigillo, Comminiello, "Gramian Multimodal Representation Learning and
+Alignment", ICLR 2025; code ispamm/GRAM, `utils/volume.py` and `model/gram.py`): k unit vectors
+span a parallelotope of volume V = sqrt(det G), G their Gram matrix (G_ab = v_a · v_b); V = 0 when
+they are aligned (linearly dependent) and 1 when they are orthonormal. With an anchor modality
+(GRAM's text), V[i, j] is the volume of the anchor at sample i with every other modality at sample
+j; the loss is the symmetric cross-entropy on the logits −V / τ, positive j = i, with label
+smoothing 0.1 (their code). Deviations: τ fixed at 0.07 (GRAM learns it from 0.07), and det G is
+clamped at 1e-12 before the square root, whose gradient is infinite at 0 (GRAM takes sqrt|det G|).
 """
 from __future__ import annotations
 
@@ -30,6 +39,7 @@ import torch.nn.functional as F
 
 TAU = 0.07          # ConFu's temperature (CLIP's)
 LAMBDA = 0.5        # ConFu's weight of the fused terms
+GRAM_LABEL_SMOOTHING = 0.1   # GRAM's cross-entropy (model/gram.py)
 
 
 def info_nce(a: torch.Tensor, b: torch.Tensor, tau: float = TAU) -> torch.Tensor:
@@ -73,3 +83,33 @@ def symile_loss(z: Sequence[torch.Tensor], tau: float = TAU) -> torch.Tensor:
             anchor = anchor * o                       # (B, d): the others' elementwise product at i
         losses.append(F.cross_entropy(anchor @ z[m].T / tau, target))
     return torch.stack(losses).mean()
+
+
+def gram_volume(anchor: torch.Tensor, *others: torch.Tensor) -> torch.Tensor:
+    """(A, B) volumes: [i, j] = sqrt(det G) of the vectors anchor[i], others[0][j], others[1][j], ...
+    (`anchor` (A, d), every other (B, d)); G is their (k, k) Gram matrix, k = 1 + len(others)."""
+    if not others:
+        raise ValueError("gram_volume: give the anchor and at least one other modality's vectors")
+    a, b = len(anchor), len(others[0])
+    if any(o.shape != others[0].shape for o in others) or anchor.shape[1:] != others[0].shape[1:]:
+        raise ValueError(f"gram_volume: the others must share one shape (B, d) and the anchor's width; got anchor "
+                         f"{tuple(anchor.shape)}, others {[tuple(o.shape) for o in others]}")
+    k = 1 + len(others)
+    gram = anchor.new_empty(a, b, k, k)
+    gram[..., 0, 0] = (anchor * anchor).sum(-1)[:, None]
+    for p, op in enumerate(others, start=1):
+        cross = anchor @ op.T                                    # anchor i with modality p at j
+        gram[..., 0, p] = gram[..., p, 0] = cross
+        for q, oq in enumerate(others[p - 1:], start=p):
+            inner = (op * oq).sum(-1)[None, :]                   # within sample j
+            gram[..., p, q] = gram[..., q, p] = inner
+    return torch.linalg.det(gram).abs().clamp_min(1e-12).sqrt()
+
+
+def gram_loss(anchor: torch.Tensor, others: Sequence[torch.Tensor], *, tau: float = TAU,
+              label_smoothing: float = GRAM_LABEL_SMOOTHING) -> torch.Tensor:
+    """GRAM's objective (module docstring): (CE(−V / τ, i) + CE(−Vᵀ / τ, i)) / 2, V = gram_volume."""
+    logits = -gram_volume(anchor, *others) / tau
+    target = torch.arange(len(anchor), device=anchor.device)
+    return (F.cross_entropy(logits, target, label_smoothing=label_smoothing)
+            + F.cross_entropy(logits.T, target, label_smoothing=label_smoothing)) / 2

@@ -51,7 +51,9 @@ claims, families = [], []
 sections = {"synthetic": ("synthetic/runs.csv", report.synthetic_claims),
             "benchmarks": ("benchmarks/runs.csv", report.benchmark_claims),
             "ablations": ("ablations/runs.csv", report.ablation_claims),
-            "three modalities": ("synthetic/three_modal_runs.csv", report.fused_term_claims)}
+            "three modalities": ("synthetic/three_modal_runs.csv", report.fused_term_claims),
+            "ConFu, XOR": ("confu/xor_runs.csv", report.confu_xor_claims),
+            "ConFu, AV-Digits": ("confu/avdigits_runs.csv", report.confu_avdigits_claims)}
 for name, (file, make) in sections.items():
     frame = report_text.load_optional(results / file)
     if frame is not None:

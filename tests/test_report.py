@@ -120,6 +120,33 @@ def test_fused_term_claims_compare_fused_with_pairwise_on_both_sample_sets():
     assert report.fused_term_claims(three[~fused], M)[0] == []      # a run without the fused variant
 
 
+def confu_runs(effects: dict[str, float], task: str, metric: str, folds=(0,), seeds=range(6)) -> pd.DataFrame:
+    """The `confu` stage's long format: one row per (method, fold, seed, task, metric)."""
+    rows = []
+    for fold in folds:
+        for seed in seeds:
+            base = 0.5 + 0.03 * fold + 0.01 * seed + 0.004 * (-1) ** seed
+            for method, effect in effects.items():
+                rows.append({"dataset": "X", "method": method, "fold": fold, "seed": seed, "family": "f",
+                             "task": task, "metric": metric, "value": base + effect + 0.003 * (method == "confu") * (-1) ** seed})
+    return pd.DataFrame(rows)
+
+
+def test_confu_claims_compare_confu_with_pairwise_in_each_design():
+    task, metric = report.CONFU_XOR[0][2:4]
+    xor = pd.concat([confu_runs({"confu": 0.4, "pairwise": 0.0, "symile": 0.45, "gram": 0.1}, task, metric),
+                     confu_runs({"confu": 0.5, "pairwise": 0.0}, *report.CONFU_XOR[1][2:4])])
+    claims, families = report.confu_xor_claims(xor, M)
+    assert [c["verdict"] for c in claims] == ["holds", "holds"] and claims[0]["design"] == "units"
+    assert "ConFu − pairwise: +40.0" in claims[0]["ours (points)"] and "gram +10.0" in claims[0]["ours (points)"]
+    assert set(families["method"]) == {"confu", "symile", "gram"}
+    # AV-Digits: folds as blocks; ConFu below pairwise contradicts the claim
+    avd = confu_runs({"confu": -0.1, "pairwise": 0.0}, *report.CONFU_AVDIGITS[0][2:4], folds=range(6), seeds=range(2))
+    claims, _ = report.confu_avdigits_claims(avd, M)
+    assert claims[0]["verdict"] == "contradicted" and claims[0]["design"] == "folds fixed, seeds within"
+    assert report.confu_avdigits_claims(avd[avd["method"] != "pairwise"], M)[0] == []   # no pairwise runs
+
+
 def test_earlier_methods_come_from_the_registry():
     """Every registered training method counts as an earlier method (MMPareto, ReconBoost and D&R
     included), never MCR itself nor what it is compared against or built from."""

@@ -233,6 +233,50 @@ def fused_term_claims(runs: pd.DataFrame, margins: dict) -> tuple[list[dict], pd
     return out, pd.concat(families, ignore_index=True)
 
 
+# --------------------------------------------------------------------------- ConFu as its own family
+CONFU_SOURCE = "ConFu (arXiv 2511.21331), not the MCR paper"
+# (claim id, claim, task, metric, data label): ConFu − pairwise (λ = 0) on each method's own
+# two-to-one score, from the `confu` stage's runs (mcrlib.confu.experiment)
+CONFU_XOR = [
+    ("confu_retrieval", "ConFu's fused embedding retrieves what depends on two modalities only jointly, which "
+     "pairwise alignment cannot", "x1+x2 (native) → x3", "R@1", "synthetic XOR (ConFu study), (x1, x2) → x3"),
+    ("confu_probe", "A linear probe of ConFu's fused embedding reads the joint label (u + v) mod C",
+     "x1+x2 (native) → (u + v) mod C", "acc", "synthetic XOR (ConFu study), probe of the pair"),
+]
+CONFU_AVDIGITS = [
+    ("confu_zero_shot", "ConFu's fused (image, audio) embedding classifies zero-shot above pairwise alignment "
+     "(AV-MNIST protocol)", "image+audio (native) → caption", "acc@1", "AV-Digits + captions, zero-shot"),
+]
+
+
+def _confu_claims(runs: pd.DataFrame, margins: dict, declared: list) -> tuple[list[dict], pd.DataFrame]:
+    if not {"confu", "pairwise"} <= set(runs["method"]):
+        return [], pd.DataFrame()
+    units, block = (("fold", "seed"), "fold") if runs["fold"].nunique() > 1 else (("seed",), None)
+    out, families = [], []
+    for claim_id, claim, task, metric, data in declared:
+        part = runs[(runs["task"] == task) & (runs["metric"] == metric)].assign(cell=data)
+        margin = margin_for(data, margins)
+        diff = paired(part, reference="pairwise", value="value", cell="cell", units=units, block=block, margin=margin)
+        row = diff[diff["method"] == "confu"].iloc[0].to_dict()
+        rivals = ", ".join(f"{m} {_pct(r)}" for m, r in zip(diff["method"], diff["mean_diff"]) if m != "confu")
+        out.append(claim_row(claim_id, claim, CONFU_SOURCE, data, "fused above pairwise (ConFu's central claim)",
+                             f"ConFu − pairwise: {_pct(row['mean_diff'])}" + (f" ({rivals} vs pairwise)" if rivals else ""),
+                             row, row["verdict"], margin))
+        families.append(diff.assign(family=f"ConFu family, {data}"))
+    return out, pd.concat(families, ignore_index=True)
+
+
+def confu_xor_claims(runs: pd.DataFrame, margins: dict) -> tuple[list[dict], pd.DataFrame]:
+    """ConFu's XOR case (results/confu/xor_runs.csv): each method − pairwise over seeds."""
+    return _confu_claims(runs, margins, CONFU_XOR)
+
+
+def confu_avdigits_claims(runs: pd.DataFrame, margins: dict) -> tuple[list[dict], pd.DataFrame]:
+    """ConFu's AV-MNIST protocol on AV-Digits (results/confu/avdigits_runs.csv): over (fold, seed)."""
+    return _confu_claims(runs, margins, CONFU_AVDIGITS)
+
+
 # --------------------------------------------------------------------------- Figure 5
 def error_claims(errors: pd.DataFrame, margins: dict) -> list[dict]:
     out = []

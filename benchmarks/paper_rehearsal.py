@@ -9,7 +9,7 @@
 2. Run every `prepare` of the paper profile's `data` section on them (profiles/paper.yaml's
    settings; only the root changes, and CREMA-D faces' EfficientNet-B2 gets random weights: the
    ImageNet weights cannot be downloaded here, and weights do not change the cost).
-   -> results/paper_rehearsal/prepare.csv: dataset, samples, seconds, prepared bytes per sample.
+   (benchmarks/paper_prepare.py) -> results/paper_rehearsal/prepare.csv: dataset, samples, seconds, prepared bytes per sample.
 3. For every dataset entry of the paper profile's `benchmarks` section, every method of that
    section and the unimodal runs that the Ensemble, Uni-Pre and MCR are built from: build the run
    as the run layer builds it (mcrlib.build, the entry's model, training and method params), on a
@@ -17,7 +17,7 @@
    the first under torch.utils.flop_counter.FlopCounterMode (FLOPs per step), the second timed,
    with its peak memory (benchmarks.cost.PeakMemory: peak RSS above the level before the step).
    The pretrained encoders are built from configs of the real checkpoints' sizes with random
-   weights (PRETRAINED: Wav2Vec2-large, HuBERT-base, ViViT-B); nothing is downloaded.
+   weights (benchmarks/random_backbones.py: Wav2Vec2-large, HuBERT-base, ViViT-B); nothing is downloaded.
    -> results/paper_rehearsal/steps.csv.
 
 Shapes are never shrunk: every sample has the paper's shape. The batch is: on 2 shared CPU cores a
@@ -46,6 +46,8 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from benchmarks.cost import PeakMemory
+from benchmarks.paper_prepare import prepare_all
+from benchmarks.random_backbones import RandomBackboneCache, random_encoders
 from mcrlib.atomic import atomic_path
 
 OUT = Path("results/paper_rehearsal")
@@ -63,24 +65,6 @@ ORDER = ("joint", "mcr")
 # Budget 0: joint training only (a pretrained-family step takes minutes on 2 shared cores).
 BUDGET_S = {"ResNet-18": 150.0, "Transformer": 60.0, "Conformer": 0.0, "Video Swin-T": 0.0}
 REFERENCE_ENTRIES = ("CREMA-D", "MOSI V-T")
-
-# The real checkpoints' configs (their config.json on the Hugging Face hub), minus the weights.
-PRETRAINED = {
-    "facebook/wav2vec2-large-robust": {
-        "hidden_size": 1024, "num_hidden_layers": 24, "num_attention_heads": 16, "intermediate_size": 4096,
-        "feat_extract_norm": "layer", "do_stable_layer_norm": True, "conv_bias": True,
-        "feat_extract_activation": "gelu", "hidden_act": "gelu"},
-    "facebook/wav2vec2-large-960h": {
-        "hidden_size": 1024, "num_hidden_layers": 24, "num_attention_heads": 16, "intermediate_size": 4096,
-        "feat_extract_norm": "group", "do_stable_layer_norm": False, "conv_bias": False},
-    "ALM/hubert-base-audioset": {
-        "hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12, "intermediate_size": 3072,
-        "feat_extract_norm": "group", "do_stable_layer_norm": False, "conv_bias": False},
-    "google/vivit-b-16x2-kinetics400": {
-        "hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12, "intermediate_size": 3072,
-        "image_size": 224, "num_frames": 32, "tubelet_size": [2, 16, 16], "hidden_act": "gelu_fast",
-        "qkv_bias": True, "layer_norm_eps": 1e-6},
-}
 
 
 # ---------------------------------------------------------------- the paper profile
@@ -110,90 +94,6 @@ def benchmark_study(prepared: dict[str, Path], root: str | Path = "."):
     section["datasets"] = datasets
     section["workers"] = 1
     return benchmarks.load_study(section)
-
-
-def random_encoders(model_cfg):
-    """The model config with each pretrained encoder's `checkpoint` replaced by `random_config`,
-    the real checkpoint's sizes (PRETRAINED)."""
-    encoders = {}
-    for modality, spec in model_cfg.encoders.items():
-        spec = dict(spec)
-        if "checkpoint" in spec:
-            checkpoint = spec.pop("checkpoint")
-            if checkpoint not in PRETRAINED:
-                raise KeyError(f"no config of {checkpoint!r} in PRETRAINED")
-            spec["random_config"] = dict(PRETRAINED[checkpoint])
-        encoders[modality] = spec
-    return dataclasses.replace(model_cfg, encoders=encoders)
-
-
-class _BackboneCache:
-    """Builds each random backbone once and hands out copies (a 24-layer Wav2Vec2 takes seconds to
-    initialise); patched into the encoder modules while the rehearsal runs."""
-
-    def __init__(self):
-        self.models = {}
-
-    def __enter__(self):
-        from mcrlib.models import pretrained, speech_encoder, vivit_encoder
-        self.modules, self.original = (speech_encoder, vivit_encoder), pretrained.load_backbone
-
-        def load(kind, *, checkpoint=None, random_config=None):
-            if random_config is None:
-                return self.original(kind, checkpoint=checkpoint)
-            key = (kind, json.dumps(random_config, sort_keys=True))
-            if key not in self.models:
-                self.models[key] = self.original(kind, random_config=random_config)
-            return copy.deepcopy(self.models[key])
-        for module in self.modules:
-            module.load_backbone = load
-        return self
-
-    def __exit__(self, *exc):
-        for module in self.modules:
-            module.load_backbone = self.original
-        self.models.clear()
-
-
-# ---------------------------------------------------------------- prepare
-def folder_bytes(folder: Path) -> int:
-    return sum(p.stat().st_size for p in Path(folder).rglob("*") if p.is_file())
-
-
-def count_samples(name: str, folder: Path) -> int:
-    """Samples in a prepared folder, read back with the dataset's own load (all splits)."""
-    from mcrlib.data import load_dataset
-    data = load_dataset(name, {"prepared": str(folder)})
-    return sum(len(split["label"]) for split in data.splits.values())
-
-
-def prepare_all(raw: dict[str, Path], out: Path, settings: dict[str, dict], progress: bool = True) -> pd.DataFrame:
-    """Every dataset's real `prepare` (mcrlib.data.prepare.prepare) on the fabricated copy."""
-    from tqdm.auto import tqdm
-
-    from mcrlib.data.prepare import prepare
-    rows = []
-    for name in tqdm(list(settings), desc="prepare", disable=not progress):
-        cfg = {**settings[name], "root": str(raw[name])}
-        if name == "cremad_faces":
-            cfg.update(weights="random", device="cpu")   # no download; same cost as ImageNet weights
-        folder = out / name
-        shutil.rmtree(folder, ignore_errors=True)
-        row = {"dataset": name, "settings": json.dumps({k: v for k, v in cfg.items() if k != "root"})}
-        start = time.perf_counter()
-        try:
-            prepare(name, cfg, folder)
-            seconds = time.perf_counter() - start
-            n = count_samples(name, folder)
-            size = folder_bytes(folder)
-            row.update(status="ok", samples=n, seconds=round(seconds, 2), seconds_per_sample=round(seconds / n, 3),
-                       disk_bytes=size, disk_bytes_per_sample=round(size / n))
-        except Exception as err:   # recorded, not hidden
-            row.update(status=f"error: {type(err).__name__}: {err}"[:300],
-                       seconds=round(time.perf_counter() - start, 2))
-            traceback.print_exc()
-        rows.append(row)
-    return pd.DataFrame(rows)
 
 
 # ---------------------------------------------------------------- training steps
@@ -412,7 +312,7 @@ def main(argv=None) -> None:
         print(prepared.drop(columns="settings").to_string(index=False))
     folders = {name: work / "processed" / name for name in prepared["dataset"]}
     study = benchmark_study(folders)
-    with _BackboneCache():
+    with RandomBackboneCache():
         steps = run_steps(study, budget_s=args.budget, only=args.only,
                           methods=[m.split(":")[0] for m in args.methods] if args.methods else None,
                           reuse=pd.read_csv(args.reuse) if args.reuse else None,

@@ -155,3 +155,20 @@ def test_cremad_split_sizes_come_from_the_release_folds():
     train, val, test = paper_cost.split_sizes("cremad", [0])
     assert train + val + test == 5820
     assert paper_cost.split_sizes("mosi") == (1284, 229, 686)
+
+
+def test_random_encoders_swap_each_checkpoint_for_its_real_config():
+    from benchmarks.random_backbones import PRETRAINED, random_encoders
+
+    @dataclass(frozen=True)
+    class Model:
+        encoders: dict = field(default_factory=dict)
+
+    model = Model(encoders={"audio": {"kind": "speech", "checkpoint": "ALM/hubert-base-audioset", "freeze": True},
+                            "visual": {"kind": "resnet18"}})
+    swapped = random_encoders(model)
+    assert swapped.encoders["audio"] == {"kind": "speech", "freeze": True,
+                                         "random_config": PRETRAINED["ALM/hubert-base-audioset"]}
+    assert swapped.encoders["visual"] == {"kind": "resnet18"} and "checkpoint" in model.encoders["audio"]
+    with pytest.raises(KeyError, match="no config of 'org/unknown'"):
+        random_encoders(Model(encoders={"audio": {"checkpoint": "org/unknown"}}))

@@ -42,34 +42,34 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 
 from mcrlib.analysis.plots import gain_bars, profile_stamp, save_figure
-from mcrlib.analysis.run_analyses import study_analyses, write_analyses
+from mcrlib.analysis.run_analyses import write_analyses
 from mcrlib.analysis.tables import display_names, export_table, format_pm, mean_std, method_order, stable_summary
 from mcrlib.atomic import write_text
-from mcrlib.studies.benchmarks import load_study, resolve_datasets, run_study
 from mcrlib.profiles import load_stage
+from mcrlib.studies.benchmark_parts import assemble, load_part_inputs
 from mcrlib.studies.grid import save_runs
-from mcrlib.studies.results import study_results
 
-section = load_stage(profile, "benchmarks", root_dir)["benchmarks"]   # calibrated where marked
-study = load_study({**section, "datasets": resolve_datasets(section["datasets"], root_dir)})
+study, parts, errors_section = load_part_inputs(profile, root_dir)   # calibrated where marked
 results_dir, figures_dir = Path(results_dir), Path(figures_dir)
 print(f"profile {study.profile}: datasets {list(study.datasets)}, seeds {list(study.seeds)}, "
-      f"{len(study.methods)} methods")
+      f"{len(study.methods)} methods, in {parts} part(s)")
 
 # %% [markdown]
-# ## Train (or load from the run cache) every run
+# ## Every run, from the study's parts
 # Per dataset and seed: the unimodal models (the Ensemble combines them; Uni-Pre starts from
-# them) and every method, with the same model, optimiser, budget and early stopping.
+# them) and every method, with the same model, optimiser, budget and early stopping. The study
+# trains in parts (params `parts.benchmarks`; mcrlib/studies/benchmark_parts.py): under `dvc repro` each is
+# its own stage (`benchmarks_part@k`, fold k's seeds), committed as it lands, and this notebook only
+# reads them. A part that is missing, or whose run keys are not the study's now, is trained here
+# through the run cache. Each part also holds what the error analysis (notebook 05) reads from its
+# runs: unimodal-correctness groups and every trained run with one modality perturbed.
 
 # %%
-runs, trials = run_study(study, cache_dir)
+study_frames = assemble(study, parts, cache_dir, results_dir / "parts", perturbations=errors_section["perturbations"],
+                        perturbation_seed=errors_section["perturbation_seed"])
+runs, trials = study_frames["runs"], study_frames["search"]
 save_runs(runs, trials, results_dir)
-# What the error analysis (notebook 05) reads from these runs, written beside the runs table while
-# they are in the run cache (mcrlib/analysis/run_analyses.py): unimodal-correctness groups and
-# every trained run with one modality perturbed (the `error_analysis` section's perturbations).
-errors_section = load_stage(profile, "error_analysis", root_dir)["error_analysis"]
-write_analyses(study_analyses(runs, study_results(runs, cache_dir), "dataset", errors_section["perturbations"],
-                              seed=errors_section["perturbation_seed"]), results_dir)
+write_analyses({name: study_frames[name] for name in ("errors", "robustness")}, results_dir)
 # A method that cannot run on a dataset (its task or modalities) is skipped there: "—" in the tables.
 skipped = {f"{m} on {d}": study.skipped(m, d) for d in study.datasets for m in study.methods if not study.runs_on(m, d)}
 print("skipped:", skipped or "none")

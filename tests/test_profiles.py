@@ -11,12 +11,14 @@ from mcrlib.profiles import (BASE_PROFILE, ProfileLoader, apply_calibration, fig
                              merge, profile_names, results_root)
 
 ROOT = Path(__file__).resolve().parents[1]
-SECTIONS = {"synthetic", "data", "calibrate", "benchmarks", "competition", "error_analysis", "ablations", "report", "confu"}
+SECTIONS = {"synthetic", "data", "calibrate", "benchmarks", "parts", "competition", "error_analysis", "ablations", "report",
+            "confu"}
 # The one module of mcrlib/studies that every study may import: what every study does (search,
 # runs through the cache). three_modal is the synthetic study's own three-modality case, configured
 # inside its section (synthetic.three_modal), so synthetic may import it; nothing imports back.
 SHARED_STUDY_MODULES = {"grid"}
-PARTS = {("synthetic", "three_modal")}
+# benchmark_parts trains the benchmarks study in parts (its runs through results.py's lookup).
+PARTS = {("synthetic", "three_modal"), ("benchmark_parts", "benchmarks"), ("benchmark_parts", "results")}
 
 
 def write_smoke_params(root: Path, **sections) -> Path:
@@ -74,6 +76,8 @@ def test_the_paper_profile_is_its_former_full_copy():
                                                       "params": {"test_images": 5}, "calibrated": spec["calibrated"]}
     # ... and ConFu's section (issue 26), new after the refactor: the base's, under the paper's name
     expected["confu"] = {**base["confu"], "profile": "paper"}
+    # ... and the benchmarks' parts (mcrlib/studies/benchmark_parts.py): one per seed, so one per fold
+    expected["parts"] = {"benchmarks": 3}
     merged = load_profile("paper", ROOT)
     for key in ("equivalence_margin", "primary", "counts_before"):
         expected["report"][key] = merged["report"][key]
@@ -177,17 +181,21 @@ def test_dvc_yaml_lists_each_stage_after_the_stages_it_reads():
     from mcrlib.pipeline import notebook_stages
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
     order = [name for name, _ in notebook_stages(ROOT)]
-    # every stage but `prepare` (data) and `code` (the notebooks' code manifests, first in dvc.yaml)
-    assert set(order) == set(stages) - {"prepare", "code"} and list(stages)[0] == "code"
+    # every stage but `prepare` (data), `code` (the notebooks' code manifests, first in dvc.yaml) and
+    # `benchmarks_part` (the benchmarks study's parts, which its notebook trains itself under a profile)
+    assert set(order) == set(stages) - {"prepare", "code", "benchmarks_part"} and list(stages)[0] == "code"
     produced = {}
-    for name in order:
+    for name, stage in stages.items():
+        stage = stage.get("do", stage)      # a foreach stage's outputs, ${item} for each of its items
         for kind in ("outs", "metrics"):
-            for entry in stages[name].get(kind, []):
+            for entry in stage.get(kind, []):
                 produced[next(iter(entry)) if isinstance(entry, dict) else entry] = name
-    for position, name in enumerate(order):
-        for dep in stages[name]["deps"]:
+    written = list(stages)                   # DVC's order is the graph's; the file's is the profile run's
+    for name in stages:
+        for dep in stages[name].get("do", stages[name])["deps"]:
             producers = {stage for path, stage in produced.items() if path == dep or path.startswith(dep.rstrip("/") + "/")}
-            assert producers <= set(order[:position]) | {name}, f"{name} reads {dep} of a later stage"
+            producers -= {"prepare"}         # the data, which every profile prepares first
+            assert producers <= set(written[:written.index(name)]) | {name}, f"{name} reads {dep} of a later stage"
 
 
 def test_a_profile_writes_its_results_in_its_own_folders(tmp_path):

@@ -139,7 +139,7 @@ def test_every_profile_validates_before_anything_runs(profile):
     from mcrlib.data import DATASETS
     from mcrlib.studies import benchmarks
     params = load_profile(profile, ROOT)
-    assert set(params) == {"synthetic", "data", "calibrate", "benchmarks", "competition", "error_analysis",
+    assert set(params) == {"synthetic", "data", "calibrate", "benchmarks", "parts", "competition", "error_analysis",
                            "ablations", "report", "confu"}
     load_study(params["synthetic"])
     from mcrlib.confu.experiment import load_study as load_confu
@@ -154,6 +154,8 @@ def test_every_profile_validates_before_anything_runs(profile):
         from_dict(DATASETS[name].prepare_config, settings, f"data.{name}")
     study = benchmarks.load_study(params["benchmarks"])
     assert "AV-Digits" in study.datasets
+    from mcrlib.studies.benchmark_parts import part_count
+    assert part_count(study, params["parts"]["benchmarks"]) >= 1
 
 
 def test_paper_profile_uses_the_per_dataset_settings():

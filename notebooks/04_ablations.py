@@ -53,26 +53,28 @@ from mcrlib.analysis.report import COST_THRESHOLD
 from mcrlib.analysis.tables import export_table, stable_summary
 from mcrlib.atomic import atomic_path, write_text
 from mcrlib.profiles import load_stage
-from mcrlib.studies.ablations import TABLES, ablation_table, load_study, run_study
-from mcrlib.studies.benchmarks import resolve_datasets
+from mcrlib.studies.ablation_parts import assemble, load_part_inputs
+from mcrlib.studies.ablations import TABLES, ablation_table
 
 sys.path.insert(0, str(Path.cwd().parent))   # the repository root: benchmarks/ holds scripts, not library code
 from benchmarks.cost import measure_cost  # noqa: E402
 
-section = load_stage(profile, "ablations", root_dir)["ablations"]   # calibrated where marked
-cost = section.pop("cost")
-study = load_study({**section, "datasets": resolve_datasets(section["datasets"], root_dir)})
+study, parts = load_part_inputs(profile, root_dir)   # calibrated where marked
+cost = load_stage(profile, "ablations", root_dir)["ablations"]["cost"]
 results_dir, figures_dir = Path(results_dir), Path(figures_dir)
 print(f"profile {study.profile}: datasets {list(study.datasets)}, seeds {list(study.seeds)}, "
-      f"{len(study.variants())} table rows, base MCR params {study.mcr}")
+      f"{len(study.variants())} table rows, in {parts} part(s), base MCR params {study.mcr}")
 
 # %% [markdown]
-# ## Train (or load from the run cache) every variant
+# ## Every variant, from the study's parts
 # Per dataset and seed: the unimodal models and joint training (reference rows), then every
-# table row. A row that is the base setting is the base run itself, trained once.
+# table row. A row that is the base setting is the base run itself, trained once. The study trains
+# in parts (params `parts.ablations`; mcrlib/studies/ablation_parts.py): under `dvc repro` each is
+# its own stage (`ablations_part@k`, seeds[k::P]) and lands on its own, so here they are only read
+# back (a missing or stale part is trained through the run cache, as a run without DVC does).
 
 # %%
-runs = run_study(study, cache_dir)
+runs = assemble(study, parts, cache_dir, results_dir / "parts")
 with atomic_path(results_dir / "runs.csv") as tmp:
     runs.to_csv(tmp, index=False)
 print(f"{len(runs)} table entries from {runs.drop_duplicates(['dataset', 'seed', 'method', 'setting']).shape[0]} runs")

@@ -156,6 +156,9 @@ def test_every_profile_validates_before_anything_runs(profile):
     assert "AV-Digits" in study.datasets
     from mcrlib.studies.benchmark_parts import part_count
     assert part_count(study, params["parts"]["benchmarks"]) >= 1
+    from mcrlib.studies import ablations
+    ablation_study = ablations.load_study({k: v for k, v in params["ablations"].items() if k != "cost"})
+    assert part_count(ablation_study, params["parts"]["ablations"], "ablations") >= 1
 
 
 def test_paper_profile_uses_the_per_dataset_settings():

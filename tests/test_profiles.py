@@ -17,8 +17,10 @@ SECTIONS = {"synthetic", "data", "calibrate", "benchmarks", "parts", "competitio
 # runs through the cache). three_modal is the synthetic study's own three-modality case, configured
 # inside its section (synthetic.three_modal), so synthetic may import it; nothing imports back.
 SHARED_STUDY_MODULES = {"grid"}
-# benchmark_parts trains the benchmarks study in parts (its runs through results.py's lookup).
-PARTS = {("synthetic", "three_modal"), ("benchmark_parts", "benchmarks"), ("benchmark_parts", "results")}
+# benchmark_parts trains the benchmarks study in parts (its runs through results.py's lookup);
+# ablation_parts does the same for the ablations, with benchmark_parts' splitting of the seeds.
+PARTS = {("synthetic", "three_modal"), ("benchmark_parts", "benchmarks"), ("benchmark_parts", "results"),
+         ("ablation_parts", "ablations"), ("ablation_parts", "benchmark_parts"), ("ablation_parts", "benchmarks")}
 
 
 def write_smoke_params(root: Path, **sections) -> Path:
@@ -76,8 +78,8 @@ def test_the_paper_profile_is_its_former_full_copy():
                                                       "params": {"test_images": 5}, "calibrated": spec["calibrated"]}
     # ... and ConFu's section (issue 26), new after the refactor: the base's, under the paper's name
     expected["confu"] = {**base["confu"], "profile": "paper"}
-    # ... and the benchmarks' parts (mcrlib/studies/benchmark_parts.py): one per seed, so one per fold
-    expected["parts"] = {"benchmarks": 3}
+    # ... and the studies' parts (mcrlib/studies/benchmark_parts.py, ablation_parts.py): one per seed
+    expected["parts"] = {"benchmarks": 3, "ablations": 3}
     merged = load_profile("paper", ROOT)
     for key in ("equivalence_margin", "primary", "counts_before"):
         expected["report"][key] = merged["report"][key]
@@ -182,8 +184,9 @@ def test_dvc_yaml_lists_each_stage_after_the_stages_it_reads():
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
     order = [name for name, _ in notebook_stages(ROOT)]
     # every stage but `prepare` (data), `code` (the notebooks' code manifests, first in dvc.yaml) and
-    # `benchmarks_part` (the benchmarks study's parts, which its notebook trains itself under a profile)
-    assert set(order) == set(stages) - {"prepare", "code", "benchmarks_part"} and list(stages)[0] == "code"
+    # the studies' parts (`benchmarks_part`, `ablations_part`: their notebooks train them under a profile)
+    assert set(order) == set(stages) - {"prepare", "code", "benchmarks_part", "ablations_part"}
+    assert list(stages)[0] == "code"
     produced = {}
     for name, stage in stages.items():
         stage = stage.get("do", stage)      # a foreach stage's outputs, ${item} for each of its items

@@ -57,29 +57,29 @@ FRAMES = ("search", "errors", "robustness", "runs")   # the order they are writt
 META = "part.json"
 ANALYSES = ["mcrlib.analysis.run_analyses"]           # the code of errors.csv and robustness.csv
 SEARCH = ["mcrlib.search"]                            # the code of the search's choice
-STRINGS = {"run_key": str, "setting": str, "modality": str, CELL: str}   # never parsed as numbers
+STRINGS = {"run_key": str, "setting": str, "modality": str, CELL: str, "table": str, "variant": str}   # never numbers
 
 
-def part_count(study: BenchmarkStudyConfig, parts: int) -> int:
-    """How many parts the study trains in: `parts`, at most one per seed."""
-    check(isinstance(parts, int) and parts >= 1, "parts.benchmarks", parts,
+def part_count(study, parts: int, section: str = "benchmarks") -> int:
+    """How many parts a study (anything with `seeds`) trains in: `parts`, at most one per seed."""
+    check(isinstance(parts, int) and parts >= 1, f"parts.{section}", parts,
           "a whole number of parts, at least 1 (one part per fold: the number of folds)")
     return min(parts, len(study.seeds))
 
 
-def part_seeds(study: BenchmarkStudyConfig, part: int, parts: int) -> tuple[int, ...]:
+def part_seeds(study, part: int, parts: int, section: str = "benchmarks") -> tuple[int, ...]:
     """The seeds of part `part`: seeds[part::parts] (fold k's seeds when parts is the number of folds)."""
-    count = part_count(study, parts)
+    count = part_count(study, parts, section)
     check(isinstance(part, int) and 0 <= part < count, "part", part,
-          f"a part from 0 to {count - 1} (parts.benchmarks is {parts}, over {len(study.seeds)} seeds)")
+          f"a part from 0 to {count - 1} (parts.{section} is {parts}, over {len(study.seeds)} seeds)")
     return tuple(study.seeds[part::count])
 
 
-def part_study(study: BenchmarkStudyConfig, part: int, parts: int) -> BenchmarkStudyConfig:
-    """The study restricted to part `part`'s seeds, each on the fold it has in the whole study (a
-    dataset's `folds` become the part's seeds' folds, one each): its runs are the whole study's,
-    with the same run keys."""
-    seeds = part_seeds(study, part, parts)
+def part_study(study, part: int, parts: int, section: str = "benchmarks"):
+    """The study (a benchmarks or ablations config) restricted to part `part`'s seeds, each on the
+    fold it has in the whole study (a dataset's `folds` become the part's seeds' folds, one each):
+    its runs are the whole study's, with the same run keys."""
+    seeds = part_seeds(study, part, parts, section)
     datasets = {label: {**spec, "folds": [fold_of(spec["folds"], study.seeds, s) for s in seeds]}
                 if "folds" in spec else spec for label, spec in study.datasets.items()}
     return dataclasses.replace(study, seeds=seeds, datasets=datasets)
@@ -101,25 +101,27 @@ def train_part(study: BenchmarkStudyConfig, part: int, parts: int, cache_dir: st
     return {"runs": runs, "search": search, "errors": analyses["errors"], "robustness": analyses["robustness"]}
 
 
-def write_part(frames: dict[str, pd.DataFrame], meta: dict, folder: str | Path) -> None:
-    """The part's files in `folder`, each atomically; runs.csv last (module docstring)."""
+def write_part(frames: dict[str, pd.DataFrame], meta: dict, folder: str | Path, names=FRAMES) -> None:
+    """The part's files in `folder`, each atomically, in the order of `names`: runs.csv last
+    (module docstring)."""
     folder = Path(folder)
     write_text(json.dumps(meta, indent=1) + "\n", folder / META)
-    for name in FRAMES:
+    for name in names:
         with atomic_path(folder / f"{name}.csv") as tmp:
             frames[name].to_csv(tmp, index=False)
 
 
-def read_part(folder: str | Path) -> tuple[dict[str, pd.DataFrame], dict] | None:
-    """(frames, meta) of the part in `folder`; None where it is missing or incomplete. A file that
-    cannot be read is reported (a warning naming it) and the part counts as missing."""
+def read_part(folder: str | Path, names=FRAMES) -> tuple[dict[str, pd.DataFrame], dict] | None:
+    """(frames, meta) of the part in `folder` (the CSVs `names`); None where it is missing or
+    incomplete. A file that cannot be read is reported (a warning naming it) and the part counts
+    as missing."""
     folder = Path(folder)
-    paths = [folder / META, *(folder / f"{name}.csv" for name in FRAMES)]
+    paths = [folder / META, *(folder / f"{name}.csv" for name in names)]
     if not all(p.is_file() for p in paths):
         return None
     try:
         meta = json.loads((folder / META).read_text())
-        frames = {name: _read_csv(folder / f"{name}.csv") for name in FRAMES}
+        frames = {name: _read_csv(folder / f"{name}.csv") for name in names}
     except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as err:
         warnings.warn(f"{folder}: cannot read this part ({type(err).__name__}: {err}); it is trained again")
         return None

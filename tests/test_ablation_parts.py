@@ -100,6 +100,8 @@ def test_dvc_runs_one_stage_per_part_and_the_notebook_reads_them():
     assert part["foreach"] == list(range(parts))
     outs = [next(iter(o)) for o in part["do"]["outs"]]
     assert outs == ["results/ablations/parts/${item}/part.json", "results/ablations/parts/${item}/runs.csv"]
+    # DVC deletes a stage's outs before it runs it unless they persist: a current part would be lost
+    assert all(o[next(iter(o))].get("persist") is True for o in part["do"]["outs"])
     assert {"ablations", "parts.ablations"} <= set(part["do"]["params"])
     assert "results/ablations/parts" in stages["ablations"]["deps"]
     assert "parts.ablations" in stages["ablations"]["params"]

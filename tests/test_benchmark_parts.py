@@ -120,6 +120,8 @@ def test_dvc_runs_one_stage_per_part_and_the_notebook_reads_them():
     assert part["foreach"] == list(range(parts))
     outs = [next(iter(o)) for o in part["do"]["outs"]]
     assert outs == [f"results/benchmarks/parts/${{item}}/{name}" for name in (bp.META, *(f"{n}.csv" for n in bp.FRAMES))]
+    # DVC deletes a stage's outs before it runs it unless they persist: a current part would be lost
+    assert all(o[next(iter(o))].get("persist") is True for o in part["do"]["outs"])
     assert {"benchmarks", "parts.benchmarks", "error_analysis.perturbations"} <= set(part["do"]["params"])
     assert "results/benchmarks/parts" in stages["benchmarks"]["deps"]
     for profile in ("smoke", "paper"):   # every profile says how many parts, and they fit its seeds

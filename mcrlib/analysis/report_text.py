@@ -29,8 +29,10 @@ DESIGN_TEXT = (
 PRIMARY_TEXT = (
     "The claims marked `primary (Holm)` were declared primary before the runs that decide them (params.yaml, "
     "`report.primary`; docs/preregistration.md) and are adjusted together: Holm's step-down on their two-sided t "
-    "p-values (p_holm). A primary claim holds or is contradicted only where p_holm < 0.05. Every other row is "
-    "exploratory: unadjusted, to be read as a lead, not a finding.")
+    "p-values (p_holm). A primary claim holds or is contradicted only where p_holm < 0.05. A best-of claim's p is the "
+    "largest over its rivals, as declared: the p of it holding, so in the primary family it can hold but never be "
+    "contradicted; where a rival is significantly better its interval says so (docs/preregistration.md, status of "
+    "round 6). Every other row is exploratory: unadjusted, to be read as a lead, not a finding.")
 
 
 

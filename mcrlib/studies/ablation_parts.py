@@ -22,7 +22,6 @@ again through the run cache and rewritten; a file that cannot be read is reporte
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
@@ -34,7 +33,7 @@ from mcrlib.data import dataset_modalities
 from mcrlib.profiles import BASE_PROFILE, load_stage, results_root
 from mcrlib.run_key import run_key
 from mcrlib.studies.ablations import AblationStudyConfig, load_study, run_study, study_runs
-from mcrlib.studies.benchmark_parts import part_count, part_seeds, part_study, read_part, write_part
+from mcrlib.studies.benchmark_parts import part_count, part_difference, part_seeds, part_study, reuse_or_train
 from mcrlib.studies.benchmarks import resolve_datasets
 
 SECTION = "ablations"
@@ -63,40 +62,21 @@ def part_meta(study: AblationStudyConfig, part: int, parts: int) -> dict:
 
 def stale_reason(study: AblationStudyConfig, part: int, parts: int, runs: pd.DataFrame, meta: dict) -> str | None:
     """Why the part read from disk cannot be used now (None: it is current)."""
-    expected = part_meta(study, part, parts)
-    for key in expected:
-        if meta.get(key) != expected[key]:
-            return f"its {key} was {meta.get(key)!r}, now {expected[key]!r}"
-    if runs.empty or not {*LABELS, "run_key"} <= set(runs.columns):
-        return "its runs.csv lacks the runs or their labels"
-    now = planned(_split(study, part, parts))
-    have = [(tuple(int(row[n]) if n == "seed" else row[n] for n in LABELS), row["run_key"])
-            for row in runs.to_dict("records")]
-    if [labels for labels, _ in have] != [labels for labels, _ in now]:
-        return "its rows are not the part's (dataset, seed, table, variant) rows now"
-    changed = sum(a != b for (_, a), (_, b) in zip(have, now))
-    if changed:
-        return f"{changed} of its {len(now)} run keys differ from the study's now (params, code or data changed)"
-    return None
+    return part_difference(meta, part_meta(study, part, parts), runs, LABELS, (),
+                           lambda: planned(_split(study, part, parts)))
 
 
 def ensure_part(study: AblationStudyConfig, part: int, parts: int, cache_dir: str | Path, folder: str | Path, *,
                 train: bool = True) -> pd.DataFrame:
     """Part `part`'s runs from `folder` where it is current, else trained through the run cache and
     written there (`train=False`: an error instead)."""
-    found = read_part(folder, NAMES)
-    reason = "it is missing" if found is None else stale_reason(study, part, parts, found[0]["runs"], found[1])
-    if reason is None:
-        return found[0]["runs"]
-    if not train:
-        raise FileNotFoundError(f"ablations part {part} in {folder} cannot be used: {reason}; train it with "
-                                f"`python -m mcrlib.studies.ablation_parts --part {part}` (or `dvc repro`)")
     seeds = list(part_seeds(study, part, parts, SECTION))
-    print(f"ablations part {part} of {part_count(study, parts, SECTION)} (seeds {seeds}): {reason}; training it",
-          flush=True)
-    runs = run_study(_split(study, part, parts), cache_dir)
-    write_part({"runs": runs}, part_meta(study, part, parts), folder, NAMES)
-    return runs
+    return reuse_or_train(
+        folder, NAMES, part_meta(study, part, parts),
+        lambda frames, meta: stale_reason(study, part, parts, frames["runs"], meta),
+        lambda: {"runs": run_study(_split(study, part, parts), cache_dir)}, train=train,
+        name=f"ablations part {part} of {part_count(study, parts, SECTION)} (seeds {seeds})",
+        command=f"python -m mcrlib.studies.ablation_parts --part {part}")["runs"]
 
 
 def assemble(study: AblationStudyConfig, parts: int, cache_dir: str | Path, parts_dir: str | Path, *,

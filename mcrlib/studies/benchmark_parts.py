@@ -154,20 +154,49 @@ def planned_keys(study: BenchmarkStudyConfig, part: int, parts: int, runs: pd.Da
 def stale_reason(study: BenchmarkStudyConfig, part: int, parts: int, frames: dict[str, pd.DataFrame],
                  meta: dict, expected_meta: dict) -> str | None:
     """Why the part read from disk cannot be used now (None: it is current)."""
+    runs = frames["runs"]
+    return part_difference(meta, expected_meta, runs, (CELL, "seed", "method"), ("setting",),
+                           lambda: planned_keys(study, part, parts, runs))
+
+
+def part_difference(meta: dict, expected_meta: dict, runs: pd.DataFrame, labels: tuple[str, ...],
+                    needed: tuple[str, ...], planned) -> str | None:
+    """Why a part on disk differs from the part a study builds now (None: it does not). Its
+    part.json `meta` must equal `expected_meta`, and its `runs` must be the `planned()` rows, as
+    [(labels, run key)], in order and with the same keys. `labels` name a row (a "seed" column is
+    read as a whole number); `needed` are further columns the check reads."""
     for key in expected_meta:
         if meta.get(key) != expected_meta[key]:
             return f"its {key} was {meta.get(key)!r}, now {expected_meta[key]!r}"
-    runs = frames["runs"]
-    if runs.empty or not {CELL, "seed", "method", "setting", "run_key"} <= set(runs.columns):
+    if runs.empty or not {*labels, *needed, "run_key"} <= set(runs.columns):
         return "its runs.csv lacks the runs or their labels"
-    planned = planned_keys(study, part, parts, runs)
-    have = [((row[CELL], int(row["seed"]), row["method"]), row["run_key"]) for row in runs.to_dict("records")]
-    if [labels for labels, _ in have] != [labels for labels, _ in planned]:
-        return "its runs are not the part's (dataset, seed, method) units now"
-    changed = sum(a != b for (_, a), (_, b) in zip(have, planned))
+    now = planned()
+    have = [(tuple(int(row[n]) if n == "seed" else row[n] for n in labels), row["run_key"])
+            for row in runs.to_dict("records")]
+    if [label for label, _ in have] != [label for label, _ in now]:
+        return f"its rows are not the part's ({', '.join(labels)}) rows now"
+    changed = sum(a != b for (_, a), (_, b) in zip(have, now))
     if changed:
-        return f"{changed} of its {len(planned)} run keys differ from the study's now (params, code or data changed)"
+        return f"{changed} of its {len(now)} run keys differ from the study's now (params, code or data changed)"
     return None
+
+
+def reuse_or_train(folder: str | Path, names, expected_meta: dict, stale, train_frames, *, train: bool,
+                   name: str, command: str) -> dict[str, pd.DataFrame]:
+    """The part's frames `names` from `folder` where it is current (`stale(frames, meta)` gives
+    None), else `train_frames()`, written there with `expected_meta`. With `train=False` a part that
+    cannot be used is an error naming the reason and `command`. `name` says which part it is."""
+    found = read_part(folder, names)
+    reason = "it is missing" if found is None else stale(*found)
+    if reason is None:
+        return found[0]
+    if not train:
+        raise FileNotFoundError(f"{name} in {folder} cannot be used: {reason}; train it with `{command}` "
+                                "(or `dvc repro`)")
+    print(f"{name}: {reason}; training it", flush=True)
+    frames = train_frames()
+    write_part(frames, expected_meta, folder, names)
+    return frames
 
 
 def ensure_part(study: BenchmarkStudyConfig, part: int, parts: int, cache_dir: str | Path, folder: str | Path, *,
@@ -175,18 +204,12 @@ def ensure_part(study: BenchmarkStudyConfig, part: int, parts: int, cache_dir: s
     """Part `part` from `folder` where it is current, else trained through the run cache and written
     there (`train=False`: an error instead)."""
     expected = part_meta(study, part, parts, perturbations, perturbation_seed)
-    found = read_part(folder)
-    reason = "it is missing" if found is None else stale_reason(study, part, parts, *found, expected)
-    if reason is None:
-        return found[0]
-    if not train:
-        raise FileNotFoundError(f"part {part} in {folder} cannot be used: {reason}; train it with "
-                                f"`python -m mcrlib.studies.benchmark_parts --part {part}` (or `dvc repro`)")
-    print(f"part {part} of {part_count(study, parts)} (seeds {list(part_seeds(study, part, parts))}): {reason}; "
-          "training it", flush=True)
-    frames = train_part(study, part, parts, cache_dir, perturbations=perturbations, perturbation_seed=perturbation_seed)
-    write_part(frames, expected, folder)
-    return frames
+    return reuse_or_train(
+        folder, FRAMES, expected, lambda frames, meta: stale_reason(study, part, parts, frames, meta, expected),
+        lambda: train_part(study, part, parts, cache_dir, perturbations=perturbations,
+                           perturbation_seed=perturbation_seed),
+        train=train, name=f"part {part} of {part_count(study, parts)} (seeds {list(part_seeds(study, part, parts))})",
+        command=f"python -m mcrlib.studies.benchmark_parts --part {part}")
 
 
 def assemble(study: BenchmarkStudyConfig, parts: int, cache_dir: str | Path, parts_dir: str | Path, *,

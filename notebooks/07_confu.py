@@ -205,7 +205,9 @@ if study.avdigits is not None:
 # %%
 frames = {"XOR": xor_means if study.xor is not None else None,
           "AV-Digits": avd_means if study.avdigits is not None else None}
-metrics = {name: {" | ".join(map(str, key)): {m: round(float(v), 4) for m, v in row.items()}
+# A score a method does not have (GRAM's native probe) is left out, not written as NaN: NaN is not
+# JSON, and DVC compares NaN as changed, so `dvc metrics diff` would list it after every rerun.
+metrics = {name: {" | ".join(map(str, key)): {m: round(float(v), 4) for m, v in row.items() if not np.isnan(v)}
                   for key, row in frame.iterrows()} for name, frame in frames.items() if frame is not None}
 write_text(json.dumps(metrics, indent=1, ensure_ascii=False), results_dir / "metrics.json")
 print(xor_means.round(3).to_string() if study.xor is not None else "no XOR experiment")

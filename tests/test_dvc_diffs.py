@@ -1,4 +1,5 @@
-"""A one-value param change makes DVC rerun only the stages that read that value.
+"""DVC's diffs say what changed: a one-value param change reruns only the stages that read that
+value, and `dvc metrics diff` lists only metrics that changed.
 
 A stage that declares a whole params section reruns on any edit of it. The synthetic and
 benchmarks stages read only the error analysis's perturbations (they compute the robustness rows
@@ -49,3 +50,18 @@ def test_an_edit_of_the_perturbations_reaches_the_stages_that_apply_them(tmp_pat
     changed = stages_with_changed_params(tmp_path, "error_analysis", "perturbations", ["zero"])
     assert {"synthetic", "error_analysis", "benchmarks"} <= changed
     assert {f"benchmarks_part@{k}" for k in range(6)} <= changed
+
+
+def _refuse(constant):
+    raise ValueError(f"{constant} is not JSON")
+
+
+def test_every_committed_metrics_file_is_strict_json():
+    """NaN and Infinity are not JSON, and DVC compares NaN as changed, so `dvc metrics diff` would
+    list every NaN after every rerun. A score a method does not have is left out instead."""
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    paths = [next(iter(entry)) if isinstance(entry, dict) else entry
+             for stage in stages.values() for entry in stage.get("do", stage).get("metrics", [])]
+    assert len(paths) >= 6
+    for path in paths:
+        json.loads((ROOT / path).read_text(), parse_constant=_refuse)

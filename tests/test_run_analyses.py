@@ -46,8 +46,9 @@ def test_a_study_folder_without_its_analyses_names_the_stage_to_rerun(tmp_path):
 
 def test_the_error_analysis_stage_depends_on_the_files_the_studies_write():
     """dvc.yaml: each study stage declares the files among its outs (and the error_analysis params
-    it applies: the perturbations, tests/test_dvc_diffs.py), and the error analysis declares them among its deps, so `dvc repro` orders the
-    stages and reruns the analysis when a study changes, without the run cache."""
+    it applies: the perturbations, tests/test_dvc_diffs.py), and the error analysis declares them
+    among its deps, so `dvc repro` orders the stages and reruns the analysis when a study changes,
+    without the run cache."""
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
     for study, names in (("synthetic", ["errors", "generator", "robustness"]), ("benchmarks", ["errors", "robustness"])):
         files = [f"results/{study}/{FILES[n]}" for n in names]

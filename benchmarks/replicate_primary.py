@@ -57,21 +57,36 @@ def native_capability() -> str:
                           env=env, capture_output=True, text=True, check=True).stdout.strip()
 
 
-def benchmark_runs(cache: Path, workers: int) -> pd.DataFrame:
+def benchmark_study(workers: int):
+    """The benchmarks section as the quick profile runs it (calibrated), reduced to the runs the
+    primary claims rest on: the Ensemble (its unimodal runs), joint training and MCR."""
     section = load_stage("quick", "benchmarks", ROOT)["benchmarks"]      # calibrated as the stage runs
-    section = {**section, "methods": ["ensemble", "joint", "mcr"], "workers": workers,
+    methods = ["ensemble", "joint", "mcr"]
+    # only these methods' parameters and search grids (the study refuses parameters of a method
+    # it does not run)
+    search = section.get("search", {})
+    section = {**section, "methods": methods, "workers": workers,
+               "method_params": {k: v for k, v in section.get("method_params", {}).items() if k in methods},
+               "search": {**search, "grid": {k: v for k, v in search.get("grid", {}).items() if k in methods}},
                "datasets": resolve_datasets(section["datasets"], ROOT)}
-    study = benchmarks.load_study(section)
-    runs, _ = benchmarks.run_study(study, cache)
+    return benchmarks.load_study(section)
+
+
+def ablation_study(workers: int):
+    """The ablations section's Tables 2-4 on AV-Digits (its synthetic entry aside)."""
+    section = {k: v for k, v in load_stage("quick", "ablations", ROOT)["ablations"].items() if k != "cost"}
+    datasets = {label: spec for label, spec in section["datasets"].items() if spec["name"] != "synthetic"}
+    return ablations.load_study({**section, "datasets": resolve_datasets(datasets, ROOT), "tables": PRIMARY_TABLES,
+                                 "workers": workers})
+
+
+def benchmark_runs(cache: Path, workers: int) -> pd.DataFrame:
+    runs, _ = benchmarks.run_study(benchmark_study(workers), cache)
     return runs
 
 
 def ablation_runs(cache: Path, workers: int) -> pd.DataFrame:
-    section = {k: v for k, v in load_stage("quick", "ablations", ROOT)["ablations"].items() if k != "cost"}
-    datasets = {label: spec for label, spec in section["datasets"].items() if spec["name"] != "synthetic"}
-    study = ablations.load_study({**section, "datasets": resolve_datasets(datasets, ROOT), "tables": PRIMARY_TABLES,
-                                  "workers": workers})
-    return ablations.run_study(study, cache)
+    return ablations.run_study(ablation_study(workers), cache)
 
 
 def replicate_claims(bench: pd.DataFrame, abl: pd.DataFrame, main_claims: pd.DataFrame, params: dict) -> pd.DataFrame:

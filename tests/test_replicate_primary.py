@@ -63,3 +63,15 @@ def test_it_refuses_to_run_without_kernel_settings_or_into_the_main_cache(monkey
         rp.main(["--cache", str(rp.ROOT / ".mcr-cache" / "runs")])
     assert "main run cache" in capsys.readouterr().err
 
+
+
+def test_the_replicates_studies_load_from_the_committed_params():
+    """The replicate builds its two studies from params.yaml as committed (calibrated from
+    results/calibrate/chosen.json); a study that refuses its section would fail only hours into a run."""
+    bench = rp.benchmark_study(workers=1)
+    assert list(bench.methods) == ["ensemble", "joint", "mcr"] and set(bench.method_params) <= {"mcr"}
+    declared = rp.load_stage("quick", "benchmarks", rp.ROOT)["benchmarks"]
+    assert list(bench.seeds) == list(declared["seeds"]) and set(bench.datasets) == {"AV-Digits"}
+    abl = rp.ablation_study(workers=1)
+    assert [spec["name"] for spec in abl.datasets.values()] == ["avdigits"]
+    assert list(abl.tables) == rp.PRIMARY_TABLES

@@ -7,10 +7,11 @@ GPU-hours = FLOPs / (peak x utilisation) / 3600, per dataset entry of the benchm
   FLOPs = sum over the entry's runs of  epochs x (batches per epoch x FLOPs per training step
           + validation samples x forward FLOPs per sample)
 
-- FLOPs per training step: steps.csv (torch.utils.flop_counter on a real training step at the
-  paper's shapes, scaled to the paper's batch). A method not measured on an entry (status not ok)
-  takes the entry's joint-training step times the method's median FLOPs ratio to joint training
-  on the entries where both were measured (column `extrapolated`).
+- FLOPs per training step: steps.csv (torch.utils.flop_counter on a training step at the
+  paper's shapes and batch, counted on the meta device; checked against the real step's count
+  where one ran). A run without a count (a table of an older rehearsal) takes the entry's
+  joint-training step times the method's median FLOPs ratio to joint training on the entries
+  where both were counted (column `extrapolated`).
 - Forward FLOPs per sample: a third of the training step's per sample (backward ~ 2x forward).
 - Runs, from the paper profile (mcrlib.profiles, never hard-coded): for every seed (seeds[i] runs
   on folds[i mod F]: folds are blocks of the seeds, not a factor), the unimodal runs (one per
@@ -100,17 +101,18 @@ def run_counts(study, label: str) -> dict[str, int]:
 
 
 def step_flops(steps: pd.DataFrame) -> pd.DataFrame:
-    """steps.csv's FLOPs per step at the paper's batch, with the unmeasured runs extrapolated
-    from joint training (module docstring)."""
+    """steps.csv's FLOPs per step at the paper's batch (counted for every run the rehearsal could
+    build), and for a run without a count (an older table, or a run that failed to build) joint
+    training's times the method's median ratio to it on the other entries (column `extrapolated`)."""
     steps = steps.copy()
-    ok = steps["status"].eq("ok")
-    steps["extrapolated"] = ~ok
-    joint = steps[ok & steps["method"].eq("joint")].set_index("dataset")["flops_per_step_paper_batch"]
-    ratio = (steps[ok].assign(joint=lambda f: f["dataset"].map(joint))
+    known = steps["flops_per_step_paper_batch"].notna()
+    steps["extrapolated"] = ~known
+    joint = steps[known & steps["method"].eq("joint")].set_index("dataset")["flops_per_step_paper_batch"]
+    ratio = (steps[known].assign(joint=lambda f: f["dataset"].map(joint))
              .assign(r=lambda f: f["flops_per_step_paper_batch"] / f["joint"])
              .groupby("method")["r"].median())
     filled = steps["dataset"].map(joint).astype(float) * steps["method"].map(ratio).astype(float)
-    steps["flops_per_step_paper_batch"] = steps["flops_per_step_paper_batch"].astype(float).where(ok, filled)
+    steps["flops_per_step_paper_batch"] = steps["flops_per_step_paper_batch"].astype(float).where(known, filled)
     return steps
 
 
@@ -143,10 +145,12 @@ def benchmarks_cost(steps: pd.DataFrame, study, utilisation: float = UTILISATION
                "batches_per_epoch": batches, "train_steps": int(train_steps), "pflops": flops / 1e15}
         for gpu, peak in PEAK_TFLOPS.items():
             row[f"gpu_hours_{gpu}"] = flops / (peak * 1e12 * utilisation) / 3600
-        ok = here[here["status"].eq("ok") & ~here.index.str.startswith("ablation:")]   # the benchmarks' runs
+        ok = here[here["memory_estimate_paper_batch_mib"].notna()
+                  & ~here.index.str.startswith("ablation:")]   # the benchmarks' runs whose memory was measured
         row["peak_memory_gib_paper_batch"] = ok["memory_estimate_paper_batch_mib"].max() / 1024
         row["peak_memory_run"] = ok["memory_estimate_paper_batch_mib"].idxmax() if len(ok) else ""
         row["methods_extrapolated"] = ", ".join(m for m in counts if m in here.index and here.loc[m, "extrapolated"])
+        row["memory_measured_for"] = ", ".join(ok.index)
         row["methods_unknown"] = ", ".join(unknown)
         rows.append(row)
     return pd.DataFrame(rows)
@@ -161,18 +165,18 @@ def _gpu_hours(row: dict, flops: float, utilisation: float) -> dict:
 def ablations_cost(steps: pd.DataFrame, ablations, utilisation: float = UTILISATION) -> pd.DataFrame:
     """The ablations stage on the real datasets: per entry and seed, each distinct MCR variant
     (variants equal to the base are the benchmarks' MCR run, and the joint / unimodal reference
-    rows the benchmarks' runs: shared, not counted). A variant measured on the reference entry
-    (paper_rehearsal.ABLATION_VARIANTS) costs MCR's step there times its measured ratio to MCR;
-    every other variant MCR's step."""
-    from benchmarks.paper_rehearsal import ABLATION, ABLATION_ENTRIES
+    rows the benchmarks' runs: shared, not counted). A variant counted on the entry
+    (paper_rehearsal.ABLATION_VARIANTS) costs MCR's step there times its counted ratio to MCR
+    (the ratio on another entry where this one has no count); every other variant MCR's step."""
+    from benchmarks.paper_rehearsal import ABLATION
     steps = step_flops(steps)
-    ok = steps[steps["status"].eq("ok")]
-    known = steps[steps["flops_per_step_paper_batch"].notna()]     # measured or extrapolated
+    known = steps[steps["flops_per_step_paper_batch"].notna()]     # counted or extrapolated
+    ok = known[~known["extrapolated"]]
     mcr = known[known["method"].eq("mcr")].set_index("dataset")["flops_per_step_paper_batch"]
-    ratios = {}
-    for entry in ABLATION_ENTRIES:
-        for _, r in ok[(ok["dataset"] == entry) & ok["method"].str.startswith(ABLATION)].iterrows():
-            ratios[r["method"][len(ABLATION):]] = r["flops_per_step_paper_batch"] / mcr[entry]
+    ratios: dict[str, dict[str, float]] = {}      # variant -> {entry: its FLOPs ratio to MCR there}
+    for _, r in ok[ok["method"].str.startswith(ABLATION) & ok["dataset"].isin(mcr.index)].iterrows():
+        ratios.setdefault(r["method"][len(ABLATION):], {})[r["dataset"]] = \
+            r["flops_per_step_paper_batch"] / mcr[r["dataset"]]
     rows = []
     for label, spec in ablations.datasets.items():
         if label not in mcr.index:
@@ -188,7 +192,8 @@ def ablations_cost(steps: pd.DataFrame, ablations, utilisation: float = UTILISAT
                 groups.setdefault(setting, []).append(key)
         flops = 0.0
         for keys in groups.values():
-            ratio = next((ratios[k] for k in keys if k in ratios), 1.0)
+            counted = next((ratios[k] for k in keys if k in ratios), {})
+            ratio = counted.get(label, next(iter(counted.values()), 1.0))
             per_step = mcr[label] * ratio
             flops += len(ablations.seeds) * epochs * (batches * per_step + n_val * per_step / batch / 3)
         runs = len(groups) * len(ablations.seeds)

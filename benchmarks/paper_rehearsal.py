@@ -12,21 +12,27 @@
    (benchmarks/paper_prepare.py) -> results/paper_rehearsal/prepare.csv: dataset, samples, seconds, prepared bytes per sample.
 3. For every dataset entry of the paper profile's `benchmarks` section, every method of that
    section and the unimodal runs that the Ensemble, Uni-Pre and MCR are built from: build the run
-   as the run layer builds it (mcrlib.build, the entry's model, training and method params), on a
-   batch of the prepared samples, and take two training steps (`Trainer.step`, the trainer's own):
-   the first under torch.utils.flop_counter.FlopCounterMode (FLOPs per step), the second timed,
-   with its peak memory (benchmarks.cost.PeakMemory: peak RSS above the level before the step).
+   as the run layer builds it (mcrlib.build, the entry's model, training and method params).
+   - FLOPs, every run: one training step (`Trainer.step`, the trainer's own) on the meta device
+     under torch.utils.flop_counter.FlopCounterMode (benchmarks/meta_step.py: shapes only, no
+     arithmetic, seconds per run), at the measured batch and at the paper's batch.
+   - Time and peak memory, the runs a budget allows (every run of the reference entries, the
+     others' first runs: joint training, then MCR, the unimodal runs and the rest in order): two
+     real steps on the CPU, the first under FlopCounterMode (its count must equal the meta
+     count: column `meta_count_equals_real`), the second timed, with its peak memory
+     (benchmarks.cost.PeakMemory: peak RSS above the level before the step).
    The pretrained encoders are built from configs of the real checkpoints' sizes with random
    weights (benchmarks/random_backbones.py: Wav2Vec2-large, HuBERT-base, ViViT-B); nothing is downloaded.
-   -> results/paper_rehearsal/steps.csv.
+   -> results/paper_rehearsal/steps.csv: status `ok` (measured and counted) or `counted` (FLOPs
+   only), or why the study has no such run.
 
-Shapes are never shrunk: every sample has the paper's shape. The batch is: on 2 shared CPU cores a
-paper-sized ResNet-18 step (32 clips of 3 frames at 224 x 224 and a spectrogram) takes about a
-minute and the pretrained family's several, so each step runs on `--batch` samples (default
-BATCH) and the table also gives the FLOPs scaled to the paper's batch (FLOPs are linear in the
-batch: every counted operation is per sample) and a memory estimate at the paper's batch
-(weights, gradients and Adam's state at their real size, plus the measured activations scaled by
-the batch). A run that fails or exceeds its time budget is a row with its `status`, never dropped.
+Shapes are never shrunk: every sample has the paper's shape. The measured batch is smaller than the
+paper's: on 2 shared CPU cores a paper-sized ResNet-18 step (32 clips of 3 frames at 224 x 224 and
+a spectrogram) takes about a minute and the pretrained family's several, so the real steps run on
+`--batch` samples (default BATCH). The FLOPs at the paper's batch are counted, not scaled; the
+memory at the paper's batch is an estimate (weights, gradients and Adam's state at their real
+size, plus the measured activations scaled by the batch). A run that fails is a row with its
+`status`, never dropped.
 """
 from __future__ import annotations
 
@@ -46,6 +52,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from benchmarks.cost import PeakMemory
+from benchmarks.meta_step import meta_step_flops
 from benchmarks.paper_prepare import prepare_all
 from benchmarks.random_backbones import RandomBackboneCache, random_encoders
 from mcrlib.atomic import atomic_path
@@ -59,11 +66,11 @@ SKIP_ENTRIES = {"AV-Digits"}     # the quick profile's dataset: measured by benc
 # Samples per training step (the paper's batch is larger: the CSV scales FLOPs and memory to it).
 BATCH = {"default": 2, "Conformer": 1, "Video Swin-T": 1, "Transformer": 32}
 ORDER = ("joint", "mcr")
-# Seconds of training steps per dataset entry, by family, after which its remaining runs are rows
-# 'not run' (their FLOPs are extrapolated by benchmarks.paper_cost from joint training and the
-# method's ratio to it where measured). The reference entries run every method: the ratios.
-# Budget 0: joint training only (a pretrained-family step takes minutes on 2 shared cores).
-BUDGET_S = {"ResNet-18": 150.0, "Transformer": 60.0, "Conformer": 0.0, "Video Swin-T": 0.0}
+# Seconds of real training steps per dataset entry, by family, after which its remaining runs are
+# counted only (FLOPs on the meta device; no time or memory). The reference entries measure every
+# method. Budget 0: joint training only (a pretrained-family step takes minutes on 2 cores).
+# Chosen so that the whole rehearsal fits in about 30 min on 2 idle cores (issue 25).
+BUDGET_S = {"ResNet-18": 60.0, "Transformer": 20.0, "Conformer": 0.0, "Video Swin-T": 0.0}
 REFERENCE_ENTRIES = ("CREMA-D", "MOSI V-T")
 
 
@@ -99,11 +106,11 @@ def benchmark_study(prepared: dict[str, Path], root: str | Path = "."):
 # ---------------------------------------------------------------- training steps
 ABLATION = "ablation:"
 # The ablation variants whose step costs more than base MCR's (inputs perturbed through the
-# encoders, a second encoder pass), measured on ABLATION_ENTRIES; every other variant changes
-# latent-level choices or loss weights (benchmarks.paper_cost counts them at MCR's step).
+# encoders, a second encoder pass), counted on every real entry of the ablations study; every
+# other variant changes latent-level choices or loss weights (benchmarks.paper_cost counts them
+# at MCR's step).
 ABLATION_VARIANTS = ("table4_perturbation/noise_input", "table4_perturbation/zero_input",
                      "open_choices/latent_source=eval_reforward")
-ABLATION_ENTRIES = ("CREMA-D",)
 
 
 def ablation_study(prepared: dict[str, Path], root: str | Path = "."):
@@ -131,7 +138,7 @@ def method_list(study, label: str, ablations=None) -> list[tuple[str, dict]]:
     modalities = dataset_modalities(spec["name"], spec.get("params", {}))
     first = [m for m in ORDER if m in study.methods]
     variants = ([(ABLATION + key, {"study": ablations}) for key in ABLATION_VARIANTS]
-                if ablations is not None and label in ABLATION_ENTRIES and label in ablations.datasets else [])
+                if ablations is not None and label in ablations.datasets else [])
     return ([(m, {}) for m in first] + [("unimodal", {"modality": m}) for m in modalities]
             + [(m, {}) for m in study.methods if m not in first] + variants)
 
@@ -149,20 +156,21 @@ def n_parameters(module) -> tuple[int, int]:
     return sum(p.numel() for p in params), sum(p.numel() for p in params if p.requires_grad)
 
 
-def measure_run(study, label: str, method: str, extra: dict, batch_size: int) -> dict:
-    """Two training steps of one run: FLOPs of the first, time and peak memory of the second."""
+def build_run(study, label: str, method: str, extra: dict):
+    """(trainer, data) of one run, built as the run layer builds it (mcrlib.build) on the CPU with
+    the pretrained encoders at their real sizes and random weights; or a status string where the
+    study does not train that run."""
     from mcrlib.build import build, resolve
     from mcrlib.config import MethodConfig
     from mcrlib.data import load_dataset
     from mcrlib.methods import METHODS
     from mcrlib.train import Trainer
-    row = {}
     if method.startswith(ABLATION):       # an ablation variant of MCR: the ablations study's config
         base = extra["study"].run_config(method[len(ABLATION):], label, study.seeds[0])
     elif method != "unimodal" and not study.runs_on(method, label):
-        return {"status": f"not run by the study: {study.skipped(method, label)}"}
+        return f"not run by the study: {study.skipped(method, label)}", None
     elif not METHODS[method].trains:
-        return {"status": "composes the unimodal runs: no training step of its own"}
+        return "composes the unimodal runs: no training step of its own", None
     else:
         base = study.run_config("joint" if method == "unimodal" else method, label, study.seeds[0])
     config = dataclasses.replace(base, model=random_encoders(base.model),
@@ -172,16 +180,35 @@ def measure_run(study, label: str, method: str, extra: dict, batch_size: int) ->
     data = load_dataset(config.data.name, config.data.params)
     resolved = resolve(config, data=data)
     model, built = build(resolved, data)
-    trainer = Trainer(model, built, resolved.config.train, seed=config.seed, task=data.task)
-    model.train()
-    built.train()
-    built.on_epoch_start(trainer.epoch_state(data, 0))
-    batch = batch_of(data, batch_size, config.seed)
-    shape = {k: list(v.shape) for k, v in batch.items() if k != "label"}
-    total, trainable = n_parameters(model)
-    method_total, method_trainable = n_parameters(built)
-    row.update(batch_shape=json.dumps(shape), parameters=total + method_total,
-               trainable_parameters=trainable + method_trainable)
+    return Trainer(model, built, resolved.config.train, seed=config.seed, task=data.task), data
+
+
+def count_flops(study, label: str, method: str, extra: dict, batch_size: int, paper_batch: int) -> dict:
+    """FLOPs of one training step on the meta device (benchmarks/meta_step.py), at the measured
+    batch and at the paper's batch, every sample of the paper's shape; the parameter counts."""
+    trainer, data = build_run(study, label, method, extra)
+    if isinstance(trainer, str):
+        return {"status": trainer}
+    total, trainable = n_parameters(trainer.model)
+    method_total, method_trainable = n_parameters(trainer.method)
+    batch = batch_of(data, batch_size, trainer.seed)
+    row = {"batch_shape": json.dumps({k: list(v.shape) for k, v in batch.items() if k != "label"}),
+           "parameters": total + method_total, "trainable_parameters": trainable + method_trainable}
+    row["flops_per_step"], reads = meta_step_flops(trainer, data, batch)
+    trainer, data = build_run(study, label, method, extra)       # meta_step_flops consumed the first
+    row["flops_per_step_paper_batch"], _ = meta_step_flops(trainer, data, batch_of(data, paper_batch, trainer.seed))
+    row["meta_scalar_reads"] = reads
+    return row
+
+
+def measure_run(study, label: str, method: str, extra: dict, batch_size: int) -> dict:
+    """Two real training steps of one run on the CPU: FLOPs of the first (the meta count's
+    check), time and peak memory of the second."""
+    trainer, data = build_run(study, label, method, extra)
+    trainer.model.train()
+    trainer.method.train()
+    trainer.method.on_epoch_start(trainer.epoch_state(data, 0))
+    batch = batch_of(data, batch_size, trainer.seed)
     with FlopCounterMode(display=False) as counter:
         start = time.perf_counter()
         trainer.step(batch, 0)
@@ -192,20 +219,25 @@ def measure_run(study, label: str, method: str, extra: dict, batch_size: int) ->
     trainer.step(batch, 1)
     seconds = time.perf_counter() - start
     peak = memory.stop()
-    row.update(status="ok", time_per_step_s=round(seconds, 3), first_step_s=round(first, 3),
-               peak_memory_mib=round(peak / 2 ** 20, 1), flops_per_step=int(counter.get_total_flops()))
-    del trainer, model, built
-    return row
+    del trainer
+    return {"status": "ok", "time_per_step_s": round(seconds, 3), "first_step_s": round(first, 3),
+            "peak_memory_mib": round(peak / 2 ** 20, 1), "flops_real_step": int(counter.get_total_flops())}
+
+
+MEASURED_COLUMNS = ("status", "time_per_step_s", "first_step_s", "peak_memory_mib", "flops_real_step",
+                    "loadavg_1m", "loadavg_5m")
 
 
 def run_steps(study, batch: dict | None = None, budget_s: float | None = None, only: list[str] | None = None,
               methods: list[str] | None = None, progress: bool = True, reuse: pd.DataFrame | None = None,
               partial: Path | None = None, ablations=None) -> pd.DataFrame:
-    """One row per (dataset entry, method): see the module docstring. `budget_s`: a wall-clock
-    budget per dataset entry (default BUDGET_S by family); the runs after it are rows with status
-    'not run: ...'. `reuse`: an earlier steps table whose measured rows are kept instead of
-    measured again (column `source` says so). `partial`: the rows so far are written there after
-    each run, so an interrupted rehearsal keeps what it measured."""
+    """One row per (dataset entry, method): see the module docstring. Every row's FLOPs are
+    counted on the meta device (status 'counted'); its time and memory are measured on the CPU
+    (status 'ok') within `budget_s`, a wall-clock budget of real steps per dataset entry (default
+    BUDGET_S by family; the reference entries have none, and an entry's first run is always
+    measured). `reuse`: an earlier steps table whose measured columns are kept instead of measured
+    again (column `source` says so). `partial`: the rows so far are written there after each run,
+    so an interrupted rehearsal keeps what it measured."""
     from tqdm.auto import tqdm
     batch = {**BATCH, **(batch or {})}
     labels = [l for l in study.datasets if not only or l in only]
@@ -213,40 +245,49 @@ def run_steps(study, batch: dict | None = None, budget_s: float | None = None, o
     labels.sort(key=lambda l: l in REFERENCE_ENTRIES[1:])
     plan = [(label, m, extra) for label in labels for m, extra in method_list(study, label, ablations)
             if not methods or m in methods]
-    rows, started = [], {}
+    rows, spent = [], {}
     for label, method, extra in tqdm(plan, desc="train steps", disable=not progress):
         family = study.family(label)
         paper_batch = study.run_config("joint", label, study.seeds[0]).train.batch_size
         b = min(paper_batch, batch.get(family, batch["default"]))
         name = method if method != "unimodal" else f"unimodal:{extra['modality']}"
-        started.setdefault(label, time.perf_counter())
-        earlier = None if reuse is None else reuse[(reuse["dataset"] == label) & (reuse["method"] == name)
-                                                   & reuse["status"].eq("ok")]
-        if earlier is not None and len(earlier):
-            rows.append({**earlier.iloc[0].to_dict(), "source": f"reused: {earlier.iloc[0].get('source', 'earlier run')}"})
-            continue
         row = {"dataset": label, "data": study.datasets[label]["name"], "family": family, "method": name,
                "backbone": _backbone(study, label), "batch_measured": b, "batch_paper": paper_batch,
                "threads": torch.get_num_threads()}
-        limit = budget_s if budget_s is not None else (None if label in REFERENCE_ENTRIES else BUDGET_S.get(family))
-        first_run = not any(r["dataset"] == label for r in rows)     # always measured
-        if limit is not None and not first_run and time.perf_counter() - started[label] > limit:
-            row["status"] = f"not run: the entry's budget of {limit:.0f} s of steps was spent"
-        else:
-            row["loadavg_1m"], row["loadavg_5m"], _ = (round(x, 2) for x in os.getloadavg())
-            try:
-                row.update(measure_run(study, label, method, extra, b))
-            except Exception as err:
-                row["status"] = f"error: {type(err).__name__}: {err}"[:300]
-                traceback.print_exc()
+        try:
+            row.update(count_flops(study, label, method, extra, b, paper_batch))
+        except Exception as err:
+            row["status"] = f"error: {type(err).__name__}: {err}"[:300]
+            traceback.print_exc()
         row["source"] = f"this run ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})"
+        if "status" not in row:
+            earlier = None if reuse is None else reuse[(reuse["dataset"] == label) & (reuse["method"] == name)
+                                                       & reuse["status"].eq("ok")]
+            limit = budget_s if budget_s is not None else (None if label in REFERENCE_ENTRIES else BUDGET_S.get(family))
+            if earlier is not None and len(earlier):
+                kept = earlier.iloc[0]
+                row.update({k: kept[k] for k in MEASURED_COLUMNS if k in kept and pd.notna(kept[k])})
+                row["source"] += f"; time and memory reused: {kept.get('source', 'earlier run')}"
+            elif limit is not None and label in spent and spent[label] > limit:
+                row["status"] = (f"counted: FLOPs on the meta device; time and memory not measured "
+                                 f"(the entry's budget of {limit:.0f} s of real steps was spent)")
+            else:
+                row["loadavg_1m"], row["loadavg_5m"], _ = (round(x, 2) for x in os.getloadavg())
+                start = time.perf_counter()
+                try:
+                    row.update(measure_run(study, label, method, extra, b))
+                except Exception as err:
+                    row["status"] = f"counted; the real step failed: {type(err).__name__}: {err}"[:300]
+                    traceback.print_exc()
+                spent[label] = spent.get(label, 0.0) + time.perf_counter() - start
         rows.append(row)
         if partial is not None:
             write_csv(_with_paper_batch(pd.DataFrame(rows)), partial)
         if progress:
             tqdm.write(f"{label:24s} {name:20s} {row.get('status', '')[:40]:40s} "
                        f"{row.get('time_per_step_s', float('nan')):8.2f} s "
-                       f"{row.get('flops_per_step', 0) / 1e12:8.3f} TFLOP {row.get('peak_memory_mib', float('nan')):8.0f} MiB")
+                       f"{row.get('flops_per_step_paper_batch', 0) / 1e12:9.3f} TFLOP/paper batch "
+                       f"{row.get('peak_memory_mib', float('nan')):8.0f} MiB")
     return _with_paper_batch(pd.DataFrame(rows))
 
 
@@ -265,13 +306,15 @@ def _backbone(study, label: str) -> str:
 
 
 def _with_paper_batch(frame: pd.DataFrame) -> pd.DataFrame:
-    """FLOPs scaled to the paper's batch (exact: linear in the batch), and a memory estimate there:
-    weights + gradients + Adam's two moments (fp32, counted from the parameters) plus the step's
-    measured peak minus its gradients, scaled by the batch."""
-    if "flops_per_step" not in frame:
+    """Where a step was measured: whether the meta count equals the real step's count, and a
+    memory estimate at the paper's batch: weights + gradients + Adam's two moments (fp32, counted
+    from the parameters) plus the step's measured peak minus its gradients, scaled by the batch."""
+    if "peak_memory_mib" not in frame:
         return frame
     scale = frame["batch_paper"] / frame["batch_measured"]
-    frame["flops_per_step_paper_batch"] = (frame["flops_per_step"] * scale).round()
+    if "flops_real_step" in frame:
+        frame["meta_count_equals_real"] = (frame["flops_real_step"] == frame["flops_per_step"]).where(
+            frame["flops_real_step"].notna())
     state = 4 * (frame["parameters"] + 2 * frame["trainable_parameters"]) / 2 ** 20   # weights + Adam
     grads = 4 * frame["trainable_parameters"] / 2 ** 20
     activations = (frame["peak_memory_mib"] - grads).clip(lower=0)

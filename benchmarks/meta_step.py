@@ -1,0 +1,82 @@
+"""FLOPs of a training step counted on the meta device: every operation runs its meta kernel
+(shapes and dtypes only, no arithmetic), so a step of a 300M-parameter model at the paper's batch
+is counted in seconds, where the real step takes minutes on 2 CPU cores.
+
+    flops = meta_step_flops(trainer, data, batch)
+
+The trainer is built as a run builds it (on the CPU); its model, method and optimizer move to the
+meta device, the method's epoch hook runs there, and `Trainer.step`, the trainer's own, runs once under torch.utils.flop_counter's
+FlopCounterMode. A meta tensor has no value, so a step's scalar reads (`.item()`, `if tensor:`,
+such as the trainer's finiteness check and a method's branch on a statistic) are answered with 1
+(True) by `ScalarReads`; a method whose FLOPs depend on such a branch is counted along that branch.
+benchmarks/paper_rehearsal.py checks the count against the real step's where it measures one.
+"""
+from __future__ import annotations
+
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils.flop_counter import FlopCounterMode
+
+META = torch.device("meta")
+aten = torch.ops.aten
+
+
+class ScalarReads(TorchDispatchMode):
+    """Answers what a meta tensor cannot give, because it depends on values, with ones, and counts
+    the answers: a scalar read (aten._local_scalar_dense, behind `.item()`, `bool(t)`, `float(t)`)
+    is 1 of its dtype; a copy off the meta device (`.cpu()`, `.tolist()`) is a tensor of ones of
+    its shape there; `torch.bincount` (no meta kernel: its length depends on the values) is ones of
+    length `minlength`. These feed a method's statistics (a coefficient, a histogram), whose FLOPs
+    are negligible beside the step's; what the step computes with them keeps its shapes."""
+
+    def __init__(self):
+        super().__init__()
+        self.reads = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        first = args[0] if args else None
+        if not (isinstance(first, torch.Tensor) and first.is_meta):
+            return func(*args, **kwargs)
+        if func is aten._local_scalar_dense.default:
+            self.reads += 1
+            return True if first.dtype is torch.bool else (1.0 if first.dtype.is_floating_point else 1)
+        if func is aten._to_copy.default and kwargs.get("device") is not None \
+                and torch.device(kwargs["device"]).type != "meta":
+            self.reads += 1
+            return torch.ones(first.shape, dtype=kwargs.get("dtype") or first.dtype, device=kwargs["device"])
+        if func is aten.bincount.default:
+            self.reads += 1
+            weights = kwargs.get("weights", args[1] if len(args) > 1 else None)
+            minlength = kwargs.get("minlength", args[2] if len(args) > 2 else 0)
+            return torch.ones(max(int(minlength), 1), device=META,
+                              dtype=torch.int64 if weights is None else weights.dtype)
+        return func(*args, **kwargs)
+
+
+def meta_step_flops(trainer, data, batch: dict, *, epoch: int = 0) -> tuple[int, int]:
+    """(FLOPs of one training step, scalar reads answered) on the meta device. `trainer` is
+    consumed: its model, method and optimizer are left on the meta device."""
+    def named(trainer):
+        return {**dict(trainer.model.named_parameters(prefix="model")),
+                **dict(trainer.method.named_parameters(prefix="method"))}
+    before = named(trainer)
+    # Module.to makes new Parameter objects when the device changes: the optimizer is pointed at
+    # them, so that its step runs on the meta device too (its state is empty before a first step)
+    trainer.model.to(META)
+    trainer.method.to(META)
+    moved = {id(before[name]): p for name, p in named(trainer).items()}
+    for group in trainer.optimizer.param_groups:
+        group["params"] = [moved.get(id(p), p) for p in group["params"]]
+        if group.get("fused"):
+            group["fused"] = False     # fused kernels exist for real devices only; same arithmetic
+    trainer.device = META
+    meta_batch = {k: v.to(META) for k, v in batch.items()}
+    with FlopCounterMode(display=False) as counter, ScalarReads() as reads:
+        trainer.model.train()
+        trainer.method.train()
+        trainer.method.on_epoch_start(trainer.epoch_state(data, epoch))
+        before = counter.get_total_flops()   # the epoch hook's own passes (a method's prototypes) are not the step's
+        trainer.step(meta_batch, 0)
+        flops = counter.get_total_flops() - before
+    return int(flops), reads.reads

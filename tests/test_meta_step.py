@@ -79,3 +79,33 @@ def test_scalar_reads_answer_a_meta_tensors_values_with_ones():
     assert counts.shape == (4,) and counts.is_meta and reads.reads == 4
     with pytest.raises(RuntimeError, match="meta"):   # outside the mode a meta tensor has no value
         t.sum().item()
+
+
+def test_a_constant_made_by_full_is_read_back_through_reductions_and_copies():
+    """torchaudio's Conformer reads its padding mask's length as int(lengths.max()), where our
+    Conformer head made `lengths` by torch.full: the meta step must read the real length."""
+    with ScalarReads() as reads:
+        lengths = torch.full((3,), 199, dtype=torch.long, device="meta")
+        assert int(torch.max(lengths).item()) == 199 and lengths.tolist() == [199, 199, 199]
+        assert (lengths + 1).max().item() == 1          # arithmetic does not keep it: the default answer
+    assert reads.reads == 3
+
+
+def test_the_conformer_head_counts_on_the_meta_device_attention_included():
+    """On the CPU, attention runs as aten._scaled_dot_product_flash_attention_for_cpu, which
+    torch's FlopCounterMode does not count (torch 2.11): the real step's count misses attention.
+    On the meta device attention runs as its math decomposition (bmm), which it counts. Every
+    other operation counts the same on both."""
+    from mcrlib.models.conformer_head import ConformerHead
+    head = ConformerHead(in_dim=16, bottleneck=8, d_model=16, n_layers=1, n_heads=2, conv_kernel=3, dropout=0.0)
+    x = torch.randn(2, 7, 16)
+    with FlopCounterMode(display=False) as real:
+        head(x).sum().backward()
+    head.to("meta")
+    with FlopCounterMode(display=False) as meta, ScalarReads():
+        head(x.to("meta")).sum().backward()
+    real, meta = real.get_flop_counts()["Global"], meta.get_flop_counts()["Global"]
+    assert {str(op): n for op, n in meta.items() if str(op) != "aten.bmm"} == {str(op): n for op, n in real.items()}
+    # attention over 7 steps, 2 heads of 8: QK^T and AV forward (2 bmm), their 4 gradients backward
+    batch_heads, steps, dim = 2 * 2, 7, 8
+    assert meta[torch.ops.aten.bmm] == 6 * 2 * batch_heads * steps * steps * dim

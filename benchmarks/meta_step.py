@@ -5,12 +5,15 @@ is counted in seconds, where the real step takes minutes on 2 CPU cores.
     flops = meta_step_flops(trainer, data, batch)
 
 The trainer is built as a run builds it (on the CPU); its model, method and optimizer move to the
-meta device, the method's epoch hook runs there, and `Trainer.step`, the trainer's own, runs once under torch.utils.flop_counter's
-FlopCounterMode. A meta tensor has no value, so a step's scalar reads (`.item()`, `if tensor:`,
-such as the trainer's finiteness check and a method's branch on a statistic) are answered by
-`ScalarReads`: the value of a tensor made by torch.full (a sequence length), else 1 (True); a
-method whose FLOPs depend on such a branch is counted along that branch (AGM's gradient clipping:
-+0.9% on MOSI V-T, where the real step did not clip).
+meta device, the method's epoch hook runs there, and `Trainer.step`, the trainer's own, runs once
+under `ScalarReads`. It counts the FLOPs by torch.utils.flop_counter's rules (FlopCounterMode's,
+without its module tracker, whose autograd hooks fail under MMPareto's autograd.grad on the HF
+encoders), and it answers what a meta tensor cannot, having no value: a scalar read (`.item()`,
+`if tensor:`, such as the trainer's finiteness check or a method's branch on a statistic) gives
+the value of a tensor made by torch.full (a sequence length), else 1 (True); boolean-mask indexing
+assumes every element set (HF Wav2Vec2's SpecAugment). A method whose FLOPs depend on such a
+branch is counted along that branch (AGM's gradient clipping: +0.9% on MOSI V-T, where the real
+step did not clip).
 
 Attention is counted here and not on a real CPU step: there it runs as
 aten._scaled_dot_product_flash_attention_for_cpu, which torch's FlopCounterMode does not count
@@ -21,10 +24,13 @@ benchmarks/paper_rehearsal.py checks the count against the real step's where it 
 """
 from __future__ import annotations
 
+from collections import Counter
+
 import torch
+import torch.fx.experimental._config as fx_config
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.weak import WeakTensorKeyDictionary
-from torch.utils.flop_counter import FlopCounterMode
+from torch.utils.flop_counter import flop_registry
 
 META = torch.device("meta")
 aten = torch.ops.aten
@@ -53,10 +59,33 @@ class ScalarReads(TorchDispatchMode):
     def __init__(self):
         super().__init__()
         self.reads = 0
+        self.flops: Counter = Counter()                # operator -> FLOPs (flop_counter's rules)
         self.constants = WeakTensorKeyDictionary()    # meta tensor -> the one value it holds
 
+    def total_flops(self) -> int:
+        return int(sum(self.flops.values()))
+
+    def __enter__(self):
+        # Boolean-mask indexing (HF Wav2Vec2's SpecAugment: hidden[mask] = embedding) needs
+        # nonzero, whose meta kernel is off by default; on, it assumes every element is set.
+        self._nonzero = fx_config.meta_nonzero_assume_all_nonzero
+        fx_config.meta_nonzero_assume_all_nonzero = True
+        return super().__enter__()
+
+    def __exit__(self, *exc):
+        fx_config.meta_nonzero_assume_all_nonzero = self._nonzero
+        return super().__exit__(*exc)
+
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
+        out = self._answer(func, args, kwargs or {})
+        # FLOPs by torch.utils.flop_counter's own rules (FlopCounterMode's), without its module
+        # tracker, whose autograd hooks fail under a method's autograd.grad (MMPareto) with HF models
+        rule = flop_registry.get(func._overloadpacket)
+        if rule is not None:
+            self.flops[func._overloadpacket] += rule(*args, **(kwargs or {}), out_val=out)
+        return out
+
+    def _answer(self, func, args, kwargs):
         first = args[0] if args else None
         if func is aten.full.default:
             out = func(*args, **kwargs)
@@ -106,11 +135,11 @@ def meta_step_flops(trainer, data, batch: dict, *, epoch: int = 0) -> tuple[int,
             group["fused"] = False     # fused kernels exist for real devices only; same arithmetic
     trainer.device = META
     meta_batch = {k: v.to(META) for k, v in batch.items()}
-    with FlopCounterMode(display=False) as counter, ScalarReads() as reads:
+    with ScalarReads() as reads:
         trainer.model.train()
         trainer.method.train()
         trainer.method.on_epoch_start(trainer.epoch_state(data, epoch))
-        before = counter.get_total_flops()   # the epoch hook's own passes (a method's prototypes) are not the step's
+        before = reads.total_flops()   # the epoch hook's own passes (a method's prototypes) are not the step's
         trainer.step(meta_batch, 0)
-        flops = counter.get_total_flops() - before
-    return int(flops), reads.reads
+        flops = reads.total_flops() - before
+    return flops, reads.reads

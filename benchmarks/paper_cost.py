@@ -249,7 +249,8 @@ def prepare_cost(prepare: pd.DataFrame, study) -> pd.DataFrame:
 def markdown(bench: pd.DataFrame, prep: pd.DataFrame, utilisation: float = UTILISATION) -> str:
     """The README's tables: GPU-hours per stage and dataset, then the prepared data."""
     g = list(PEAK_TFLOPS)
-    lines = [f"GPU training (ESTIMATE): FLOPs counted on the rehearsal's steps, at {utilisation:.0%} of the bf16 "
+    lines = [f"GPU training (ESTIMATE): FLOPs per step counted at the paper's shapes and batch (the rehearsal's "
+             f"meta-device steps), at {utilisation:.0%} of the bf16 "
              "dense peak (A100 312, H100 SXM 989 TFLOP/s), every run at its maximum epochs (early stopping "
              "only lowers them):", "",
              "| stage | dataset | runs | epochs | batch | steps | PFLOP | A100 GPU-h | H100 GPU-h | peak memory/run (GiB) |",
@@ -267,7 +268,7 @@ def markdown(bench: pd.DataFrame, prep: pd.DataFrame, utilisation: float = UTILI
                  f"{bench['pflops'].sum():,.0f} | **{bench[f'gpu_hours_{g[0]}'].sum():,.0f}** | "
                  f"**{bench[f'gpu_hours_{g[1]}'].sum():,.0f}** | |")
     lines += ["", "Prepared data (ESTIMATE), the rehearsal's bytes and seconds per sample times the full datasets:", "",
-              "| prepare stage | full samples | prepared (GiB) | CPU-hours on the rehearsal's 2 busy cores |",
+              "| prepare stage | full samples | prepared (GiB) | CPU-hours on the rehearsal's 2 cores |",
               "|---|---:|---:|---:|"]
     for _, r in prep.iterrows():
         lines.append(f"| prepare@{r['dataset']} | {r['full_samples']:,} | {r['prepared_gib']:.1f} | "

@@ -370,11 +370,14 @@ def main(argv=None) -> None:
     (args.out / "steps.partial.csv").unlink(missing_ok=True)
     seconds = time.perf_counter() - wall
     from mcrlib.atomic import write_text
-    write_text(json.dumps({"wall_s": round(seconds), "finished": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-                           "loadavg_at_end": os.getloadavg(), "torch_threads": torch.get_num_threads(),
-                           "cpus": os.cpu_count(), "torch": torch.__version__,
-                           "nice": os.nice(0), "args": {k: str(v) for k, v in vars(args).items()}}, indent=1),
-               args.out / "run.json")
+    record = {"wall_s": round(seconds), "finished": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+              "loadavg_at_end": os.getloadavg(), "torch_threads": torch.get_num_threads(),
+              "cpus": os.cpu_count(), "torch": torch.__version__,
+              "nice": os.nice(0), "args": {k: str(v) for k, v in vars(args).items()}}
+    if (args.only or args.methods) and (args.out / "run.json").is_file():   # a partial rerun: kept beside the run
+        earlier = json.loads((args.out / "run.json").read_text())
+        record = {**earlier, "reruns": earlier.get("reruns", []) + [record]}
+    write_text(json.dumps(record, indent=1), args.out / "run.json")
     print(f"rehearsal wall time: {seconds:.0f} s; {out}")
     if args.work is None:
         shutil.rmtree(work, ignore_errors=True)

@@ -67,10 +67,10 @@ paper-profile: setup
 	python -m mcrlib.pipeline --profile paper
 
 # A rehearsal of the paper profile on CPU, no GPU and no data needed (issue 25): fabricated samples of
-# every paper dataset at real sizes through every `prepare`, then two training steps of every run at
-# the paper's shapes (time, peak memory, FLOPs), into results/paper_rehearsal/; then the GPU-hour
-# estimate from them (cost.md, README's paper-profile section). About 85 min on 2 cores shared with
-# another pipeline (load 4-8): CREMA-D faces' prepare 17 min, a pretrained-family step minutes.
+# every paper dataset at real sizes through every `prepare`, then every run of the profile built at
+# the paper's shapes: its FLOPs per step counted on the meta device, time and peak memory measured on
+# real steps within budgets, into results/paper_rehearsal/; then the GPU-hour estimate from them
+# (cost.md, README's paper-profile section). About 23 min on 2 idle cores (docs/paper-rehearsal.md).
 paper-rehearsal: setup
 	nice -n 19 python -m benchmarks.paper_rehearsal
 	python -m benchmarks.paper_cost

@@ -78,6 +78,7 @@ paper-rehearsal: setup
 # The AV-Digits primary claims retrained under another kernel family (ATen's non-vectorised
 # kernels, oneDNN at SSE4.1) into their own run cache: issue 23's sensitivity check
 # (benchmarks/replicate_primary.py). Writes results/other-runs/other-kernels-primary/, which the
-# report shows as a sensitivity column. About 25 min on 2 cores after `make repro`.
+# report shows as a sensitivity column. Hours on 2 cores (an AV-Digits run takes about 1.5 min under
+# these kernels: 150 benchmark runs, then the ablations'); it resumes from its own cache.
 replicate-other-kernels: setup
 	ATEN_CPU_CAPABILITY=default ONEDNN_MAX_CPU_ISA=SSE41 python -m benchmarks.replicate_primary

@@ -13,13 +13,13 @@
 3. For every dataset entry of the paper profile's `benchmarks` section, every method of that
    section and the unimodal runs that the Ensemble, Uni-Pre and MCR are built from: build the run
    as the run layer builds it (mcrlib.build, the entry's model, training and method params).
-   - FLOPs, every run: one training step (`Trainer.step`, the trainer's own) on the meta device
-     under torch.utils.flop_counter.FlopCounterMode (benchmarks/meta_step.py: shapes only, no
+   - FLOPs, every run: one training step (`Trainer.step`, the trainer's own) on the meta device,
+     counted by torch.utils.flop_counter's rules (benchmarks/meta_step.py: shapes only, no
      arithmetic, seconds per run), at the measured batch and at the paper's batch.
    - Time and peak memory, the runs a budget allows (every run of the reference entries, the
      others' first runs: joint training, then MCR, the unimodal runs and the rest in order): two
-     real steps on the CPU, the first under FlopCounterMode (its count must equal the meta
-     count: column `meta_count_equals_real`), the second timed, with its peak memory
+     real steps on the CPU, the first under FlopCounterMode (its count is the meta count's
+     check: column `meta_count_equals_real`), the second timed, with its peak memory
      (benchmarks.cost.PeakMemory: peak RSS above the level before the step).
    The pretrained encoders are built from configs of the real checkpoints' sizes with random
    weights (benchmarks/random_backbones.py: Wav2Vec2-large, HuBERT-base, ViViT-B); nothing is downloaded.
@@ -63,7 +63,7 @@ PROFILE = "paper"
 # except AV-Digits, whose data are downloaded, not fabricated).
 SKIP_DATA = {"avdigits"}
 SKIP_ENTRIES = {"AV-Digits"}     # the quick profile's dataset: measured by benchmarks/cost.py already
-# Samples per training step (the paper's batch is larger: the CSV scales FLOPs and memory to it).
+# Samples per real training step (the paper's batch is larger: FLOPs are counted at it, memory scaled to it).
 BATCH = {"default": 2, "Conformer": 1, "Video Swin-T": 1, "Transformer": 32}
 ORDER = ("joint", "mcr")
 # Seconds of real training steps per dataset entry, by family, after which its remaining runs are

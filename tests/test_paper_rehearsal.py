@@ -1,6 +1,6 @@
-"""The paper rehearsal's parts that run without training (benchmarks/fabricate.py,
+"""The paper rehearsal (benchmarks/fabricate.py, benchmarks/paper_rehearsal.py,
 benchmarks/paper_cost.py): the fabricated files are accepted by the real `prepare` functions, at
-the real shapes; the cost arithmetic on a hand-made steps table."""
+the real shapes; the steps table on fabricated MOSI; the cost arithmetic on a hand-made steps table."""
 from __future__ import annotations
 
 import math
@@ -172,3 +172,25 @@ def test_random_encoders_swap_each_checkpoint_for_its_real_config():
     assert swapped.encoders["visual"] == {"kind": "resnet18"} and "checkpoint" in model.encoders["audio"]
     with pytest.raises(KeyError, match="no config of 'org/unknown'"):
         random_encoders(Model(encoders={"audio": {"checkpoint": "org/unknown"}}))
+
+
+# ---------------------------------------------------------------- the steps table, end to end
+def test_steps_on_fabricated_mosi_count_every_run_and_measure_within_the_budget(tmp_path):
+    """run_steps on the paper profile's MOSI V-T entry: joint training (an entry's first run) is
+    measured on real steps and its real FLOP count equals the meta count; past the budget (0 s)
+    MCR is counted only, at the paper's batch; PMR, which the study does not run on a regression
+    task, is a row saying why."""
+    from benchmarks import paper_rehearsal as rehearsal
+    fabricate.write_affect(tmp_path / "MultiBench", "mosi", 8)
+    folder = tmp_path / "processed" / "mosi"
+    prepare("mosi", {"root": str(tmp_path / "MultiBench")}, folder)
+    folders = {name: folder if name == "mosi" else tmp_path / "absent" / name
+               for name in ("cremad", "cremad_faces", "ave", "ave_pretrained", "ucf51", "mosi", "mosei", "sthsth")}
+    study = rehearsal.benchmark_study(folders)
+    steps = rehearsal.run_steps(study, budget_s=0, only=["MOSI V-T"], methods=["joint", "mcr", "pmr"],
+                                progress=False).set_index("method")
+    joint, mcr = steps.loc["joint"], steps.loc["mcr"]
+    assert joint["status"] == "ok" and joint["time_per_step_s"] > 0 and bool(joint["meta_count_equals_real"])
+    assert mcr["status"].startswith("counted") and pd.isna(mcr["time_per_step_s"])
+    assert mcr["flops_per_step_paper_batch"] >= joint["flops_per_step_paper_batch"] > 0
+    assert steps.loc["pmr", "status"].startswith("not run by the study")

@@ -6,7 +6,7 @@ is counted in seconds, where the real step takes minutes on 2 CPU cores.
 
 The trainer is built as a run builds it (on the CPU); its model, method and optimizer move to the
 meta device, the method's epoch hook runs there, and `Trainer.step`, the trainer's own, runs once
-under `ScalarReads`. It counts the FLOPs by torch.utils.flop_counter's rules (FlopCounterMode's,
+under `MetaStepCounter`. It counts the FLOPs by torch.utils.flop_counter's rules (FlopCounterMode's,
 without its module tracker, whose autograd hooks fail under MMPareto's autograd.grad on the HF
 encoders), and it answers what a meta tensor cannot, having no value: a scalar read (`.item()`,
 `if tensor:`, such as the trainer's finiteness check or a method's branch on a statistic) gives
@@ -39,7 +39,7 @@ aten = torch.ops.aten
 
 
 # Operations whose output holds the single value of their input where that input is one constant
-# (a tensor made by torch.full): its reductions, copies and views. ScalarReads follows a constant
+# (a tensor made by torch.full): its reductions, copies and views. MetaStepCounter follows a constant
 # through them, so that a length made by torch.full((batch,), steps) and read back with
 # int(lengths.max()) (torchaudio's Conformer builds its padding mask so) reads `steps`.
 _KEEPS_CONSTANT = {aten.max.default, aten.min.default, aten.amax.default, aten.amin.default,
@@ -48,9 +48,10 @@ _KEEPS_CONSTANT = {aten.max.default, aten.min.default, aten.amax.default, aten.a
                    aten.alias.default, aten.detach.default, aten.lift_fresh.default}
 
 
-class ScalarReads(TorchDispatchMode):
-    """Answers what a meta tensor cannot give, because it depends on values, and counts the
-    answers. A tensor made by torch.full keeps its value through `_KEEPS_CONSTANT`, and reading
+class MetaStepCounter(TorchDispatchMode):
+    """Counts a meta-device step's FLOPs (torch.utils.flop_counter's rules: `flops`,
+    `total_flops()`), and answers what a meta tensor cannot give, because it depends on values,
+    counting the answers (`reads`). A tensor made by torch.full keeps its value through `_KEEPS_CONSTANT`, and reading
     it gives that value. Otherwise: a scalar read (aten._local_scalar_dense, behind `.item()`,
     `bool(t)`, `float(t)`) is 1 of its dtype; a copy off the meta device (`.cpu()`, `.tolist()`)
     is a tensor of ones of its shape there; `torch.bincount` (no meta kernel: its length depends
@@ -140,7 +141,7 @@ def meta_step_flops(trainer, data, batch: dict, *, epoch: int = 0) -> tuple[int,
     # Wav2Vec2 and HuBERT train with LayerDrop (transformers draws torch.rand([]) on the CPU per
     # layer and step; 0.1 in their configs): a step's FLOPs depend on the draw. The same seed for
     # every count makes the draws the same, so two methods' counts differ by the method only.
-    with torch.random.fork_rng(devices=[]), ScalarReads() as reads:
+    with torch.random.fork_rng(devices=[]), MetaStepCounter() as reads:
         torch.manual_seed(0)
         trainer.model.train()
         trainer.method.train()

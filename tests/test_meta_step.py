@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from benchmarks.meta_step import ScalarReads, meta_step_flops
+from benchmarks.meta_step import MetaStepCounter, meta_step_flops
 from mcrlib.build import build, resolve
 from mcrlib.config import MethodConfig, ModelConfig, RunConfig, TrainConfig
 from mcrlib.data import TensorSplits
@@ -72,7 +72,7 @@ def test_the_meta_count_at_twice_the_batch_and_the_optimizer_steps_the_meta_para
 
 def test_scalar_reads_answer_a_meta_tensors_values_with_ones():
     t = torch.empty(3, device="meta")
-    with ScalarReads() as reads:
+    with MetaStepCounter() as reads:
         assert bool((t > 0).all()) is True and t.sum().item() == 1.0
         assert t.tolist() == [1.0, 1.0, 1.0]
         counts = torch.bincount(torch.empty(5, dtype=torch.long, device="meta"), minlength=4)
@@ -84,7 +84,7 @@ def test_scalar_reads_answer_a_meta_tensors_values_with_ones():
 def test_a_constant_made_by_full_is_read_back_through_reductions_and_copies():
     """torchaudio's Conformer reads its padding mask's length as int(lengths.max()), where our
     Conformer head made `lengths` by torch.full: the meta step must read the real length."""
-    with ScalarReads() as reads:
+    with MetaStepCounter() as reads:
         lengths = torch.full((3,), 199, dtype=torch.long, device="meta")
         assert int(torch.max(lengths).item()) == 199 and lengths.tolist() == [199, 199, 199]
         assert (lengths + 1).max().item() == 1          # arithmetic does not keep it: the default answer
@@ -102,7 +102,7 @@ def test_the_conformer_head_counts_on_the_meta_device_attention_included():
     with FlopCounterMode(display=False) as real:
         head(x).sum().backward()
     head.to("meta")
-    with FlopCounterMode(display=False) as meta, ScalarReads():
+    with FlopCounterMode(display=False) as meta, MetaStepCounter():
         head(x.to("meta")).sum().backward()
     real, meta = real.get_flop_counts()["Global"], meta.get_flop_counts()["Global"]
     assert {str(op): n for op, n in meta.items() if str(op) != "aten.bmm"} == {str(op): n for op, n in real.items()}

@@ -51,8 +51,11 @@ _KEEPS_CONSTANT = {aten.max.default, aten.min.default, aten.amax.default, aten.a
 class MetaStepCounter(TorchDispatchMode):
     """Counts a meta-device step's FLOPs (torch.utils.flop_counter's rules: `flops`,
     `total_flops()`), and answers what a meta tensor cannot give, because it depends on values,
-    counting the answers (`reads`). A tensor made by torch.full keeps its value through `_KEEPS_CONSTANT`, and reading
-    it gives that value. Otherwise: a scalar read (aten._local_scalar_dense, behind `.item()`,
+    counting the answers (`reads`). Unlike FlopCounterMode it does not count an operation without
+    a rule through that operation's decomposition; none of this project's steps needs it (where a
+    real step was counted by FlopCounterMode, the meta count is never lower: rehearsal's
+    `meta_count_equals_real`). A tensor made by torch.full keeps its value through
+    `_KEEPS_CONSTANT`, and reading it gives that value. Otherwise: a scalar read (aten._local_scalar_dense, behind `.item()`,
     `bool(t)`, `float(t)`) is 1 of its dtype; a copy off the meta device (`.cpu()`, `.tolist()`)
     is a tensor of ones of its shape there; `torch.bincount` (no meta kernel: its length depends
     on the values) is ones of length `minlength`. These feed a method's statistics (a coefficient,

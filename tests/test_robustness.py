@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from mcrlib.analysis.robustness import (PERTURBATIONS, dominant_modality, load_trained_model, perturb,
-                                        perturbed_predictions, robustness, robustness_frame)
+                                        perturbed_latent, perturbed_predictions, robustness, robustness_frame)
 from mcrlib.config import RunConfig, from_dict
 from mcrlib.data import load_dataset
 from mcrlib.evaluation import predict
@@ -116,6 +116,43 @@ def test_the_model_sees_the_other_modality_unchanged(kind, cache):
     test = data.splits["test"]
     assert torch.equal(torch.cat(seen["x2"]), test["x2"])
     assert not torch.equal(torch.cat(seen["x1"]), test["x1"])
+
+
+@pytest.mark.parametrize("method", ["joint", "mmcosine", "arm", "mcr"])
+def test_perturbed_latents_give_the_logits_of_a_full_pass_on_the_perturbed_batch(method, cache):
+    """robustness() encodes only the modality a perturbation replaces; its fused logits must be
+    those of the reference, a whole forward pass on the perturbed batch (perturbed_predictions),
+    batch by batch with the same draws, for every modality and perturbation and every fusion head.
+    Close, not equal: one zero sample encoded and repeated, or latents permuted after encoding,
+    may round differently from a batch encoded at once."""
+    model, data = load_trained_model(tiny(method, cache))
+    for modality in model.modalities:
+        for kind in PERTURBATIONS:
+            reference = perturbed_predictions(model, data, "test", modality, kind, seed=3, batch_size=16)
+            generator, fused = torch.Generator().manual_seed(3), []
+            with torch.no_grad():
+                for batch in data.loader("test", 16):
+                    clean = model.encode({m: batch[m] for m in model.modalities})
+                    z = perturbed_latent(model, batch[modality], clean[modality], modality, kind, generator)
+                    fused.append(model.head({**clean, modality: z}).logits)
+            torch.testing.assert_close(torch.cat(fused), reference["fused"], rtol=1e-4, atol=1e-5)
+            # and the draws matter: another seed gives other logits (zero draws nothing)
+            if kind != "zero":
+                other = perturbed_predictions(model, data, "test", modality, kind, seed=4, batch_size=16)
+                assert not torch.allclose(other["fused"], reference["fused"], rtol=1e-4, atol=1e-5)
+
+
+def test_robustness_accuracies_are_those_of_the_reference_pass(cache):
+    result = tiny("mcr", cache)
+    model, data = load_trained_model(result)
+    frame = robustness(result, seed=5).set_index(["modality", "perturbation"])["acc"]
+    n = len(data.splits["test"]["label"])
+    for modality in model.modalities:
+        for kind in PERTURBATIONS:
+            reference = perturbed_predictions(model, data, "test", modality, kind, seed=5, batch_size=256)
+            acc = (reference["fused"].argmax(-1) == reference["label"]).float().mean().item()
+            # at most one near-tied sample may fall either way between the two paths
+            assert abs(frame[(modality, kind)] - acc) <= 1 / n + 1e-9
 
 
 def test_robustness_of_a_run(cache):

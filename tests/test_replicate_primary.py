@@ -75,3 +75,34 @@ def test_the_replicates_studies_load_from_the_committed_params():
     abl = rp.ablation_study(workers=1)
     assert [spec["name"] for spec in abl.datasets.values()] == ["avdigits"]
     assert list(abl.tables) == rp.PRIMARY_TABLES
+
+
+def test_settings_that_change_no_operation_are_refused(monkeypatch, capsys):
+    """ATEN_CPU_CAPABILITY set to the CPU's own family changes no operation of the fingerprint:
+    the replicate would repeat the main run, so it refuses before training anything."""
+    native = rp.kernel_fingerprint({})
+    assert rp.changed_operations({"ATEN_CPU_CAPABILITY": native["capability"].lower()}) == []
+    for key in rp.KERNEL_ENV:
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("ATEN_CPU_CAPABILITY", native["capability"].lower())
+    with pytest.raises(SystemExit):
+        rp.main(["--cache", "/nonexistent/replicate-cache"])
+    assert "own kernels" in capsys.readouterr().err
+
+
+def test_onednn_at_sse41_changes_the_resnets_convolutions():
+    """The default setting of the replicate: on any CPU with AVX2 (every machine this project
+    targets), oneDNN capped at SSE4.1 computes the convolutions with other kernels, and so rounds
+    them differently, while ATen's own family stays the machine's."""
+    changed = rp.changed_operations({"ONEDNN_MAX_CPU_ISA": "SSE41"})
+    assert "conv 8->8" in changed and "capability" not in changed
+
+
+def test_runs_equal_to_the_main_run_are_counted():
+    main_bench = pd.read_csv(rp.ROOT / "results" / "benchmarks" / "runs.csv").head(8)
+    main_abl = pd.read_csv(rp.ROOT / "results" / "ablations" / "runs.csv")
+    main_abl = main_abl[main_abl["dataset"] == "AV-Digits"].head(5)
+    trained = int((main_bench["method"] != "ensemble").sum()) + len(main_abl)
+    assert rp.runs_equal_to_main(main_bench, main_abl) == (trained, trained)
+    moved = main_bench.assign(test_acc=main_bench["test_acc"] + 0.01)
+    assert rp.runs_equal_to_main(moved, main_abl) == (len(main_abl), trained)

@@ -78,8 +78,8 @@ paper-rehearsal: setup
 # The AV-Digits primary claims retrained under other CPU kernels (oneDNN at SSE4.1: every
 # convolution of the ResNets rounds differently) into their own run cache: issue 23's sensitivity
 # check (benchmarks/replicate_primary.py; it refuses settings that change no operation). Writes
-# results/other-runs/other-kernels-primary/, which the report shows as a sensitivity column. About
-# 1.3x a native run each: 150 benchmark runs, then the ablations' Tables 2-4 on AV-Digits, on 2
-# cores; it resumes from its own cache.
+# results/other-runs/other-kernels-primary/, which the report shows as a sensitivity column. A
+# ResNet step costs about 1.3x the native one: 150 benchmark runs, then the ablations' Tables 2-4
+# on AV-Digits, on 2 cores; it resumes from its own cache.
 replicate-other-kernels: setup
 	ONEDNN_MAX_CPU_ISA=SSE41 python -m benchmarks.replicate_primary

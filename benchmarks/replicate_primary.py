@@ -15,10 +15,11 @@ a subprocess with and without the settings, refuses settings that leave all of t
 (AVX2, no AVX-512, since December 2026):
   * ONEDNN_MAX_CPU_ISA=SSE41 (the default here): oneDNN's SSE4.1 convolution kernels, so every
     convolution of the ResNets rounds differently from its first step, while ATen's element-wise
-    kernels, reductions and GEMMs stay native. An AV-Digits run costs about 1.3x the native one.
+    kernels, reductions and GEMMs stay native. A ResNet joint step costs about 1.3x the native
+    one (benchmarks.cost: 69 against 53 ms, one thread).
   * ATEN_CPU_CAPABILITY=default ONEDNN_MAX_CPU_ISA=SSE41: also ATen's non-vectorised kernels
     (linear layers and sums round differently too), at about 4.5x the native cost per run (about
-    1.5 min), which is why the first attempt (December 7, 25 runs) was given up for the above.
+    1.5 min on 2 cores), which is why the first attempt (December 7, 25 runs) was given up for the above.
 Either way every run diverges from the main run's after its first step, as on another CPU;
 primary.md counts the runs whose test accuracy happens to equal the main run's.
 

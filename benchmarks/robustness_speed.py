@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
@@ -82,7 +83,8 @@ def main(argv=None) -> None:
         timed = {}
         # alternate which path goes first, so a drift of the machine's speed favours neither
         for name in (("reference", "encode once") if i % 2 == 0 else ("encode once", "reference")):
-            fn = reference_robustness if name == "reference" else robustness
+            # both on the CPU: `robustness` would otherwise follow the run's device (a GPU if any)
+            fn = reference_robustness if name == "reference" else partial(robustness, device="cpu")
             start = time.perf_counter()
             timed[name] = (fn(result, seed=0, data=data), time.perf_counter() - start)
         out.append({"method": row.method, "reference s": timed["reference"][1], "encode once s": timed["encode once"][1],
